@@ -1,0 +1,103 @@
+"""Typed settings from config/vitalflow.toml with VITALFLOW__SECTION__KEY environment overrides."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "vitalflow.toml"
+
+
+class PathsSettings(BaseModel):
+    home: Path = Path(".vitalflow")
+
+    @property
+    def root(self) -> Path:
+        return self.home if self.home.is_absolute() else PROJECT_ROOT / self.home
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / "pgdata"
+
+
+class DatabaseSettings(BaseModel):
+    url: str = ""
+    embedded_port: int = 54329
+
+
+class IngestSettings(BaseModel):
+    batch_rows: int = Field(100_000, gt=0)
+    max_record_bytes: int = Field(16 * 1024 * 1024, gt=0)
+
+
+class RefineSettings(BaseModel):
+    observation_codes: list[str] = ["8302-2", "29463-7", "39156-5"]
+    excluded_statuses: list[str] = ["entered-in-error", "cancelled"]
+
+
+class DeriveSettings(BaseModel):
+    height_window_days: int = Field(365, ge=0)
+    child_height_window_days: int = Field(31, ge=0)
+    age_bands: list[int] = [0, 18, 30, 45, 65, 80]
+
+    @field_validator("age_bands")
+    @classmethod
+    def _ascending_from_zero(cls, bands: list[int]) -> list[int]:
+        if not bands or bands[0] != 0 or any(low >= high for low, high in zip(bands, bands[1:])):
+            raise ValueError("age_bands must start at 0 and be strictly ascending, e.g. [0, 18, 65]")
+        return bands
+
+
+class GenerateSettings(BaseModel):
+    patients: int = 500
+    seed: int = 42
+    defect_rate: float = Field(0.02, ge=0, le=1)
+
+
+class Settings(BaseSettings):
+    """All vitalflow settings; see config/vitalflow.toml for the meaning of each key."""
+
+    model_config = SettingsConfigDict(env_prefix="VITALFLOW__", env_nested_delimiter="__",
+                                      extra="forbid")
+
+    paths: PathsSettings = PathsSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    ingest: IngestSettings = IngestSettings()
+    refine: RefineSettings = RefineSettings()
+    derive: DeriveSettings = DeriveSettings()
+    generate: GenerateSettings = GenerateSettings()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                   dotenv_settings, file_secret_settings):
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the TOML file named by VITALFLOW_CONFIG (default config/vitalflow.toml)."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - whole-file source
+        return None, field_name, False
+
+    def __call__(self) -> dict:
+        path = Path(os.environ.get("VITALFLOW_CONFIG", DEFAULT_CONFIG))
+        if not path.exists():
+            if "VITALFLOW_CONFIG" in os.environ:
+                raise FileNotFoundError(f"VITALFLOW_CONFIG points to {path}, which does not exist")
+            return {}
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from file and environment; keyword overrides win (used by tests and the CLI)."""
+    return Settings(**overrides)

@@ -1,0 +1,91 @@
+"""Creates the refined, derived and meta schemas from the table descriptions; table ownership."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import psycopg
+
+from storage_backends.postgres import PostgresStore
+from vitalflow.tables import ALL_TABLES, DERIVED_TABLES, OBSERVATION, Table
+
+OBSERVATION_PENDING = replace(
+    OBSERVATION, name="observation_pending",
+    description="Observations whose patient is not (yet) refined; promoted when it arrives.")
+
+_META_DDL = """
+CREATE SCHEMA IF NOT EXISTS meta;
+CREATE SEQUENCE IF NOT EXISTS meta.change_seq;
+CREATE TABLE IF NOT EXISTS meta.run (
+  run_id text PRIMARY KEY, started_at timestamptz NOT NULL, finished_at timestamptz,
+  status text NOT NULL, counts jsonb);
+CREATE TABLE IF NOT EXISTS meta.refined_batch (
+  batch_id text PRIMARY KEY, run_id text NOT NULL, refined_at timestamptz NOT NULL,
+  records bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS meta.derive_watermark (
+  table_name text PRIMARY KEY, change_seq bigint NOT NULL, derived_at timestamptz NOT NULL);
+CREATE TABLE IF NOT EXISTS meta.table_owner (
+  table_name text PRIMARY KEY, owner_flow text NOT NULL);
+CREATE OR REPLACE FUNCTION meta.enforce_owner() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  owner text;
+  writer text := coalesce(nullif(current_setting('vitalflow.flow', true), ''), '<none>');
+BEGIN
+  SELECT owner_flow INTO owner FROM meta.table_owner
+   WHERE table_name = TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
+  IF owner IS DISTINCT FROM writer THEN
+    RAISE EXCEPTION 'table %.% is owned by flow %; writer % refused',
+      TG_TABLE_SCHEMA, TG_TABLE_NAME, owner, writer USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NULL;
+END $$;
+"""
+
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS observation_patient_measure_time "
+    "ON refined.observation (patient_key, measure, effective_at DESC)",
+    "CREATE INDEX IF NOT EXISTS observation_change_seq ON refined.observation (change_seq)",
+    "CREATE INDEX IF NOT EXISTS patient_change_seq ON refined.patient (change_seq)",
+    "CREATE INDEX IF NOT EXISTS observation_pending_patient "
+    "ON refined.observation_pending (patient_key)",
+)
+
+
+class OwnershipError(PermissionError):
+    """A flow tried to write a derived table that another flow owns."""
+
+
+def ensure_database(store: PostgresStore) -> None:
+    """Create or update every schema object; safe to call on every run."""
+    with store.connect() as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.ddl'))")
+        conn.execute(_META_DDL)
+        store.ensure_tables(conn, ALL_TABLES + (OBSERVATION_PENDING,))
+        for table in ("refined.patient", "refined.observation", "refined.observation_pending"):
+            conn.execute(f"ALTER TABLE {table} ALTER COLUMN change_seq "
+                         "SET DEFAULT nextval('meta.change_seq')")
+        for statement in _INDEXES:
+            conn.execute(statement)
+        for table in DERIVED_TABLES:
+            _install_owner(conn, table)
+
+
+def _install_owner(conn: psycopg.Connection, table: Table) -> None:
+    conn.execute("INSERT INTO meta.table_owner VALUES (%s, %s) ON CONFLICT (table_name) "
+                 "DO UPDATE SET owner_flow = EXCLUDED.owner_flow",
+                 (table.qualified_name, table.owner))
+    conn.execute(f"DROP TRIGGER IF EXISTS enforce_owner ON {table.qualified_name}")
+    conn.execute(f"CREATE TRIGGER enforce_owner BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE "
+                 f"ON {table.qualified_name} FOR EACH STATEMENT "
+                 "EXECUTE FUNCTION meta.enforce_owner()")
+
+
+def act_as(conn: psycopg.Connection, table: Table, flow: str) -> None:
+    """Declare the writing flow for this transaction; refuses early if it is not the owner."""
+    row = conn.execute("SELECT owner_flow FROM meta.table_owner WHERE table_name = %s",
+                       (table.qualified_name,)).fetchone()
+    owner = row[0] if row else table.owner
+    if owner != flow:
+        raise OwnershipError(f"{table.qualified_name} is owned by flow '{owner}'; "
+                             f"flow '{flow}' may not write it")
+    conn.execute("SELECT set_config('vitalflow.flow', %s, true)", (flow,))

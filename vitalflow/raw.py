@@ -1,0 +1,264 @@
+"""Raw layer: each input file becomes one immutable, content-addressed Parquet batch."""
+
+from __future__ import annotations
+
+import getpass
+import gzip
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vitalflow import __version__
+from vitalflow.progress import Reporter, SilentReporter
+
+RAW_SCHEMA = pa.schema([
+    pa.field("raw_record_id", pa.string(), False),
+    pa.field("batch_id", pa.string(), False),
+    pa.field("source_uri", pa.string(), False),
+    pa.field("record_number", pa.int64(), False),  # line number (NDJSON) or entry number (Bundle)
+    pa.field("raw_json", pa.large_string()),  # the record's text, untouched
+    pa.field("raw_bytes", pa.large_binary()),  # only for records that are not valid UTF-8
+])
+INPUT_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz")
+_BOM = b"\xef\xbb\xbf"
+_CHUNK_BYTES = 64 * 1024 * 1024
+
+
+class IngestError(RuntimeError):
+    """An input could not be read at all (missing, unreadable, corrupt compression)."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Manifest entry of one raw batch."""
+
+    batch_id: str
+    file_sha256: str
+    size_bytes: int
+    records: int
+    blank_lines: int
+    format: str
+    resource_type_hint: str | None  # from a bulk-export file name such as Observation.ndjson
+    source_uri: str
+    ingested_at: str
+    ingested_by: str
+    vitalflow_version: str
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    batch: Batch
+    new: bool  # False when the same content had been ingested before
+
+
+def discover_inputs(path: Path) -> list[Path]:
+    """Input files directly in folder path (bulk-export layout) or path itself; names starting
+    with '_' or '.' are skipped."""
+    if not path.exists():
+        raise IngestError(f"input {path} does not exist")
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(INPUT_SUFFIXES)
+                  and not p.name.startswith(("_", ".")))
+
+
+def resource_type_hint(file_name: str) -> str | None:
+    """'Observation' for Observation.ndjson, Observation.000.ndjson.gz or Observation-2.ndjson."""
+    match = re.match(r"([A-Z][A-Za-z]+)(?=[.\-_])", file_name)
+    return match.group(1) if match and match.group(1) != "Bundle" else None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class RawStore:
+    """Parquet batches and their manifest under one folder; written once, never changed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.batches_dir = root / "batches"
+        self.manifest_dir = root / "manifest"
+
+    def batch_path(self, batch_id: str) -> Path:
+        return self.batches_dir / f"{batch_id}.parquet"
+
+    def manifest(self) -> list[Batch]:
+        if not self.manifest_dir.exists():
+            return []
+        return sorted((Batch(**json.loads(p.read_text())) for p in self.manifest_dir.glob("*.json")),
+                      key=lambda b: (b.ingested_at, b.batch_id))
+
+    def has_batch(self, batch_id: str) -> bool:
+        return (self.manifest_dir / f"{batch_id}.json").exists()
+
+    def ingest(self, path: Path, reporter: Reporter | None = None,
+               batch_rows: int = 100_000) -> IngestResult:
+        """Copy one file into a raw batch; a file whose content was ingested before is a no-op."""
+        try:
+            sha = file_sha256(path)
+        except OSError as exc:
+            raise IngestError(f"cannot read {path}: {exc.strerror}") from exc
+        batch_id = sha[:32]
+        if self.has_batch(batch_id):
+            return IngestResult(next(b for b in self.manifest() if b.batch_id == batch_id), False)
+        self.batches_dir.mkdir(parents=True, exist_ok=True)
+        self.manifest_dir.mkdir(parents=True, exist_ok=True)
+        source_uri = path.resolve().as_uri()
+        target = self.batch_path(batch_id)
+        partial = target.with_suffix(f".{os.getpid()}.partial")
+        reporter = reporter or SilentReporter()
+        records = 0
+        reader = _RecordReader(path)
+        with (reporter.step(f"ingest {path.name}", path.stat().st_size) as bar,
+              pq.ParquetWriter(partial, RAW_SCHEMA, compression="zstd") as writer):
+            for chunk in reader.chunks(batch_rows):
+                numbers, texts, blobs = chunk
+                writer.write_table(_raw_table(batch_id, source_uri, numbers, texts, blobs))
+                records += len(numbers)
+                bar.advance(reader.bytes_consumed_since_last())
+        partial.chmod(0o444)
+        partial.replace(target)
+        batch = Batch(batch_id, sha, path.stat().st_size, records, reader.blank_lines,
+                      reader.format, resource_type_hint(path.name), source_uri, datetime.now(UTC).isoformat(),
+                      _who(), __version__)
+        entry = self.manifest_dir / f"{batch_id}.json"
+        tmp = entry.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(batch), indent=1))
+        tmp.replace(entry)  # the manifest entry is the commit point of a batch
+        return IngestResult(batch, True)
+
+    def read(self, batch_id: str, batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:
+        return pq.ParquetFile(self.batch_path(batch_id)).iter_batches(batch_size=batch_rows)
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+def _raw_table(batch_id: str, source_uri: str, numbers: list[int], texts: list[str | None],
+               blobs: list[bytes | None]) -> pa.Table:
+    ids = [f"{batch_id}-{n}" for n in numbers]
+    n = len(numbers)
+    return pa.Table.from_arrays([
+        pa.array(ids, pa.string()),
+        pa.array([batch_id] * n, pa.string()),
+        pa.array([source_uri] * n, pa.string()),
+        pa.array(numbers, pa.int64()),
+        pa.array(texts, pa.large_string()),
+        pa.array(blobs, pa.large_binary()),
+    ], schema=RAW_SCHEMA)
+
+
+class _RecordReader:
+    """Splits an input file into records: NDJSON lines, Bundle entries or one whole document."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.blank_lines = 0
+        self.format = "ndjson"
+        self._consumed = 0
+        self._reported = 0
+
+    def bytes_consumed_since_last(self) -> int:
+        delta, self._reported = self._consumed - self._reported, self._consumed
+        return delta
+
+    def _open(self):
+        if self.path.name.endswith(".gz"):
+            return gzip.open(self.path, "rb")
+        return self.path.open("rb")
+
+    def chunks(self, batch_rows: int) -> Iterator[tuple[list[int], list, list]]:
+        try:
+            with self._open() as handle:
+                head = handle.read(8192)
+                handle.seek(0)
+                if b"\x00" in head:
+                    self.format = "binary"
+                    yield from self._whole(handle.read(), as_text=False)
+                elif self.path.name.endswith((".json", ".json.gz")):
+                    yield from self._document(handle.read(), batch_rows)
+                else:
+                    yield from self._lines(handle, batch_rows)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise IngestError(f"cannot read {self.path.name}: {exc}") from exc
+        self._consumed = self.path.stat().st_size
+
+    def _whole(self, content: bytes, as_text: bool = True) -> Iterator[tuple[list, list, list]]:
+        if not content.strip():
+            return
+        self._consumed = self.path.stat().st_size
+        text, blob = _decode(content) if as_text else (None, content)
+        yield [1], [text], [blob]
+
+    def _document(self, content: bytes, batch_rows: int) -> Iterator[tuple[list, list, list]]:
+        content = content.removeprefix(_BOM)
+        try:
+            document = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            document = None
+        if isinstance(document, dict) and document.get("resourceType") == "Bundle":
+            self.format = "bundle"
+            # Bundle entries have no text of their own: each is stored as compact JSON.
+            entries = document.get("entry") or []
+            for start in range(0, len(entries), batch_rows):
+                part = entries[start:start + batch_rows]
+                yield (list(range(start + 1, start + len(part) + 1)),
+                       [orjson.dumps(e.get("resource", e) if isinstance(e, dict) else e).decode()
+                        for e in part],
+                       [None] * len(part))
+        elif document is None and content.count(b"\n") > 1:
+            import io
+
+            yield from self._lines(io.BytesIO(content), batch_rows)  # NDJSON named .json
+        else:
+            self.format = "json"
+            yield from self._whole(content)
+
+    def _lines(self, handle, batch_rows: int) -> Iterator[tuple[list, list, list]]:
+        numbers: list[int] = []
+        texts: list[str | None] = []
+        blobs: list[bytes | None] = []
+        size = 0
+        for number, line in enumerate(handle, start=1):
+            self._consumed += len(line)
+            if number == 1:
+                line = line.removeprefix(_BOM)
+            line = line.rstrip(b"\r\n")
+            if not line.strip():
+                self.blank_lines += 1
+                continue
+            text, blob = _decode(line)
+            numbers.append(number)
+            texts.append(text)
+            blobs.append(blob)
+            size += len(line)
+            if len(numbers) >= batch_rows or size >= _CHUNK_BYTES:
+                yield numbers, texts, blobs
+                numbers, texts, blobs, size = [], [], [], 0
+        if numbers:
+            yield numbers, texts, blobs
+
+
+def _decode(content: bytes) -> tuple[str | None, bytes | None]:
+    try:
+        return content.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return None, content

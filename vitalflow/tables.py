@@ -1,0 +1,179 @@
+"""Tables described as data: one description drives DDL, validation and documentation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pyarrow as pa
+
+
+class Pii(StrEnum):
+    """How identifying a column is; drives what analysts may see."""
+
+    NONE = "none"
+    PSEUDONYM = "pseudonym"  # a key standing for a person, not a direct identifier
+    QUASI = "quasi"  # identifying in combination (birth date, postcode)
+    DIRECT = "direct"  # names, identifier values, raw FHIR text
+
+
+# Logical type -> (Arrow type, PostgreSQL type)
+TYPES: dict[str, tuple[pa.DataType, str]] = {
+    "text": (pa.string(), "text"),
+    "int": (pa.int64(), "bigint"),
+    "float": (pa.float64(), "double precision"),
+    "bool": (pa.bool_(), "boolean"),
+    "date": (pa.date32(), "date"),
+    "timestamp": (pa.timestamp("us", tz="UTC"), "timestamptz"),
+    "json": (pa.string(), "jsonb"),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str
+    nullable: bool = True
+    unit: str | None = None
+    pii: Pii = Pii.NONE
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return TYPES[self.type][0]
+
+    @property
+    def sql_type(self) -> str:
+        return TYPES[self.type][1]
+
+
+@dataclass(frozen=True)
+class Table:
+    layer: str
+    name: str
+    description: str
+    owner: str  # the one flow allowed to write it
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.layer}.{self.name}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.arrow_type, c.nullable) for c in self.columns])
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+C = Column
+_LINEAGE = (
+    C("version", "int", "meta.versionId of the source resource (null when absent)"),
+    C("last_updated", "timestamp", "meta.lastUpdated of the source resource"),
+    C("content_hash", "text", "hash of the raw record text; equal hashes are exact duplicates",
+      nullable=False),
+    C("raw_record_id", "text", "raw-layer record this row came from", nullable=False),
+    C("change_seq", "int", "increases on every insert or update; drives incremental derive",
+      nullable=False),
+    C("refined_at", "timestamp", "when this row was last written", nullable=False),
+)
+
+PATIENT = Table(
+    "refined", "patient", "One row per patient: demographics needed for derived metrics.",
+    owner="refine",
+    columns=(
+        C("patient_key", "text", "key of the patient (the source Patient.id until "
+          "pseudonymisation lands)", nullable=False, pii=Pii.PSEUDONYM),
+        C("gender", "text", "administrative gender: male, female, other, unknown"),
+        C("birth_date", "date", "date of birth (partial dates completed to the 1st)",
+          pii=Pii.QUASI),
+        C("deceased_at", "timestamp", "time of death when known", pii=Pii.QUASI),
+        *_LINEAGE,
+    ),
+    primary_key=("patient_key",),
+)
+
+OBSERVATION = Table(
+    "refined", "observation", "Body height, weight and BMI observations in canonical UCUM units.",
+    owner="refine",
+    columns=(
+        C("observation_id", "text", "the source Observation.id", nullable=False),
+        C("patient_key", "text", "patient the observation is about", nullable=False,
+          pii=Pii.PSEUDONYM),
+        C("measure", "text", "body_height, body_weight or bmi", nullable=False),
+        C("code_system", "text", "code system of the code (LOINC)", nullable=False),
+        C("code", "text", "LOINC code", nullable=False),
+        C("value", "float", "value in the canonical unit", nullable=False, unit="see unit"),
+        C("unit", "text", "canonical UCUM unit: cm, kg or kg/m2", nullable=False),
+        C("source_value", "float", "value as sent"),
+        C("source_unit", "text", "UCUM unit as sent"),
+        C("effective_at", "timestamp", "when the measurement was taken", nullable=False),
+        C("status", "text", "FHIR observation status", nullable=False),
+        *_LINEAGE,
+    ),
+    primary_key=("observation_id",),
+)
+
+QUARANTINE = Table(
+    "refined", "quarantine", "Records that failed standardisation or validation, with why.",
+    owner="refine",
+    columns=(
+        C("raw_record_id", "text", "the quarantined raw record", nullable=False),
+        C("batch_id", "text", "raw batch of the record", nullable=False),
+        C("resource_type", "text", "resourceType when it could be read"),
+        C("resource_id", "text", "resource id (Observations only: Patient ids are identifiers)"),
+        C("reason", "text", "machine-readable reason code (vitalflow.reasons)", nullable=False),
+        C("detail", "text", "human-readable detail; never contains patient identifiers"),
+        C("quarantined_at", "timestamp", "when it was quarantined", nullable=False),
+    ),
+    primary_key=("raw_record_id",),
+)
+
+PATIENT_BMI_LATEST = Table(
+    "derived", "patient_bmi_latest",
+    "Per patient: latest weight, the latest height within the window before it, BMI and WHO "
+    "category.",
+    owner="derive_patient_bmi",
+    columns=(
+        C("patient_key", "text", "patient", nullable=False, pii=Pii.PSEUDONYM),
+        C("sex", "text", "administrative gender"),
+        C("height_cm", "float", "latest height within the window before the weight", unit="cm"),
+        C("height_observation_id", "text", "observation the height came from"),
+        C("height_at", "timestamp", "when the height was measured"),
+        C("weight_kg", "float", "latest weight", nullable=False, unit="kg"),
+        C("weight_observation_id", "text", "observation the weight came from", nullable=False),
+        C("weight_at", "timestamp", "when the weight was measured", nullable=False),
+        C("bmi", "float", "weight_kg / (height_cm/100)^2, null without a height", unit="kg/m2"),
+        C("weight_category", "text", "WHO adult category (underweight, normal, overweight, "
+          "obese); 'not_classified_under_18' for children; 'unknown' without BMI",
+          nullable=False),
+        C("age_years", "int", "completed years of age at the weight measurement", unit="a",
+          pii=Pii.QUASI),
+        C("computed_at", "timestamp", "when this row was last (re)written", nullable=False),
+    ),
+    primary_key=("patient_key",),
+)
+
+AGE_BAND_SUMMARY = Table(
+    "derived", "age_band_summary", "Patients per age band x sex x weight category, with mean BMI.",
+    owner="derive_age_band_summary",
+    columns=(
+        C("age_band", "text", "age band label, e.g. '18-29' or '80+'", nullable=False),
+        C("sex", "text", "administrative gender ('unknown' when absent)", nullable=False),
+        C("weight_category", "text", "as in patient_bmi_latest", nullable=False),
+        C("patients", "int", "number of patients", nullable=False),
+        C("mean_bmi", "float", "mean BMI of those patients", unit="kg/m2"),
+        C("computed_at", "timestamp", "when this row was last (re)written", nullable=False),
+    ),
+    primary_key=("age_band", "sex", "weight_category"),
+)
+
+REFINED_TABLES = (PATIENT, OBSERVATION, QUARANTINE)
+DERIVED_TABLES = (PATIENT_BMI_LATEST, AGE_BAND_SUMMARY)
+ALL_TABLES = REFINED_TABLES + DERIVED_TABLES

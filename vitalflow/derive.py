@@ -77,8 +77,9 @@ def _merge_rows(conn: psycopg.Connection, target: str, source: str, columns: lis
     return row[0]
 
 
-def derive(store: PostgresStore, settings: DeriveSettings, full: bool = False) -> DeriveResult:
-    """Bring both derived tables up to date with refined; full=True recomputes every patient."""
+def derive_patient_bmi(store: PostgresStore, settings: DeriveSettings,
+                       full: bool = False) -> dict[str, int]:
+    """Recompute derived.patient_bmi_latest for patients whose inputs changed since last time."""
     with store.connect() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.pipeline'))")
         upto = conn.execute("SELECT last_value FROM meta.change_seq").fetchone()[0]
@@ -103,8 +104,37 @@ def derive(store: PostgresStore, settings: DeriveSettings, full: bool = False) -
               AND NOT EXISTS (SELECT 1 FROM new_bmi n WHERE n.patient_key = d.patient_key)
             """).rowcount
         _set_watermark(conn, PATIENT_BMI_LATEST.qualified_name, upto)
-        summary_written, summary_deleted = _summarise(conn, settings)
-    return DeriveResult(changed, written, deleted, summary_written, summary_deleted, full)
+    return {"changed_patients": changed, "written": written, "deleted": deleted}
+
+
+def derive_age_band_summary(store: PostgresStore, settings: DeriveSettings) -> dict[str, int]:
+    """Regroup patient_bmi_latest; only groups whose values changed are rewritten."""
+    with store.connect() as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.pipeline'))")
+        # One row per group: recomputing it whole is cheap; rewriting unchanged rows is not.
+        conn.execute(f"""
+            CREATE TEMP TABLE new_summary ON COMMIT DROP AS
+            SELECT {_age_band_sql('age_years', settings.age_bands)} AS age_band, sex,
+                   weight_category, count(*) AS patients,
+                   round(avg(bmi)::numeric, 6)::double precision AS mean_bmi
+              FROM derived.patient_bmi_latest GROUP BY 1, 2, 3""")
+        act_as(conn, AGE_BAND_SUMMARY, SUMMARY_FLOW)
+        written = _merge_rows(conn, AGE_BAND_SUMMARY.qualified_name, "new_summary",
+                              _SUMMARY_COLUMNS, ["age_band", "sex", "weight_category"])
+        deleted = conn.execute("""
+            DELETE FROM derived.age_band_summary s WHERE NOT EXISTS (
+              SELECT 1 FROM new_summary n WHERE (n.age_band, n.sex, n.weight_category)
+                                              = (s.age_band, s.sex, s.weight_category))
+            """).rowcount
+    return {"written": written, "deleted": deleted}
+
+
+def derive(store: PostgresStore, settings: DeriveSettings, full: bool = False) -> DeriveResult:
+    """Bring both derived tables up to date with refined; full=True recomputes every patient."""
+    bmi = derive_patient_bmi(store, settings, full)
+    summary = derive_age_band_summary(store, settings)
+    return DeriveResult(bmi["changed_patients"], bmi["written"], bmi["deleted"],
+                        summary["written"], summary["deleted"], full)
 
 
 def _compute_bmi(conn: psycopg.Connection, settings: DeriveSettings) -> None:
@@ -139,21 +169,3 @@ def _compute_bmi(conn: psycopg.Connection, settings: DeriveSettings) -> None:
           FROM paired""",
                  {"child": settings.child_height_window_days,
                   "adult": settings.height_window_days})
-
-
-def _summarise(conn: psycopg.Connection, settings: DeriveSettings) -> tuple[int, int]:
-    # The summary has one row per group: recomputing it whole is cheap; rewriting is not.
-    conn.execute(f"""
-        CREATE TEMP TABLE new_summary ON COMMIT DROP AS
-        SELECT {_age_band_sql('age_years', settings.age_bands)} AS age_band, sex,
-               weight_category, count(*) AS patients,
-               round(avg(bmi)::numeric, 6)::double precision AS mean_bmi
-          FROM derived.patient_bmi_latest GROUP BY 1, 2, 3""")
-    act_as(conn, AGE_BAND_SUMMARY, SUMMARY_FLOW)
-    written = _merge_rows(conn, AGE_BAND_SUMMARY.qualified_name, "new_summary",
-                          _SUMMARY_COLUMNS, ["age_band", "sex", "weight_category"])
-    deleted = conn.execute("""
-        DELETE FROM derived.age_band_summary s WHERE NOT EXISTS (
-          SELECT 1 FROM new_summary n WHERE (n.age_band, n.sex, n.weight_category)
-                                          = (s.age_band, s.sex, s.weight_category))""").rowcount
-    return written, deleted

@@ -45,7 +45,8 @@ _UTC_STAMPED_SHARE = 0.35
 # The pipeline's dedup must keep v2, so v1 lands a few patients later in the file.
 _MAX_V1_DELAY_PATIENTS = 3
 _RECENT_LINES = 512
-_CLINIC_SLOTS_PER_DAY = 40  # quarter hours from 08:00 to 17:59 local; keeps visits on a day distinct
+# Quarter hours 08:00-17:59 local; distinct slots keep two visits of a patient apart.
+_CLINIC_SLOTS_PER_DAY = 40
 
 # Rough WHO/CDC medians; interpolated linearly, flat after the last age.
 _HEIGHT_AGES = (0, 0.25, 0.5, 1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
@@ -130,6 +131,9 @@ class _Obs(NamedTuple):
     unit: str
 
 
+_UUID_TEMPLATE = "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"
+
+
 def _uuid4(rng: random.Random) -> str:
     # Same result as str(uuid.UUID(int=..., version=4)) at a fraction of the cost.
     bits = rng.getrandbits(128)
@@ -204,8 +208,9 @@ def _patient_resource(rng: random.Random, person: _Person, mrn: str) -> dict:
     }
     if person.death is not None:
         # After 18:00 local, later than any clinic slot, so no visit follows death.
+        minute = 18 * 60 + rng.randrange(360)
         resource["deceasedDateTime"] = _timestamp(
-            person.death, 18 * 60 + rng.randrange(360), rng.randrange(60), _offset_text(person.offset))
+            person.death, minute, rng.randrange(60), _offset_text(person.offset))
     return resource
 
 
@@ -306,7 +311,7 @@ def _dumps(obs: _Obs, measure: Measure | None = None) -> bytes:
 
 
 class _LineWriter:
-    """Buffered NDJSON writer; gzip output has a zero mtime and no name so bytes are reproducible."""
+    """Buffered NDJSON writer; gzip gets a zero mtime and no file name so bytes are reproducible."""
 
     def __init__(self, path: Path, compress: bool, stack: ExitStack):
         raw = stack.enter_context(open(path, "wb"))
@@ -425,8 +430,8 @@ class _DefectInjector:
         elif kind == "impossible_value":
             obs = obs._replace(value=self._impossible(obs, measure))
         elif kind == "orphan":
-            prefix = obs.subject[: -len(obs.subject.split("/")[-1].split(":")[-1])]
-            obs = obs._replace(subject=prefix + _uuid4(self._rng))
+            reference_style = obs.subject[: -len(_UUID_TEMPLATE)]
+            obs = obs._replace(subject=reference_style + _uuid4(self._rng))
         return _dumps(obs, measure)
 
     def _malformed(self, line: bytes) -> bytes:

@@ -1,0 +1,1 @@
+"""Prefect flows: thin wiring over vitalflow.pipeline."""

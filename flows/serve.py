@@ -1,0 +1,23 @@
+"""Serves the pipeline as a Prefect deployment with a cron schedule (see `make serve`)."""
+
+from __future__ import annotations
+
+import os
+
+from flows.pipeline import vitalflow_pipeline
+from vitalflow.config import load_settings
+
+
+def main() -> None:
+    settings = load_settings()
+    input_path = os.environ.get("VITALFLOW_INPUT", str(settings.paths.root / "sample"))
+    vitalflow_pipeline.serve(
+        name="vitalflow-nightly",
+        cron=os.environ.get("VITALFLOW_CRON", "0 2 * * *"),
+        parameters={"input_path": input_path},
+        description="Ingest new files, refine, update derived tables.",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""The vitalflow command line: run the pipeline, generate data, manage local services."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vitalflow.config import load_settings
+
+app = typer.Typer(help="FHIR clinical data: raw -> refined -> derived.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+services_app = typer.Typer(help="Local services (embedded PostgreSQL).", no_args_is_help=True)
+app.add_typer(services_app, name="services")
+console = Console()
+errors = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+def _known_errors() -> tuple[type[Exception], ...]:
+    from storage_backends.postgres import BackendUnavailable
+    from vitalflow.database import OwnershipError
+    from vitalflow.raw import IngestError
+    from vitalflow.services import ServiceError
+
+    return (BackendUnavailable, IngestError, ServiceError, OwnershipError, ValueError)
+
+
+def _sample_input(settings) -> Path:
+    """The generated sample used when `run` is given no input."""
+    from vitalflow.generate import generate
+
+    sample = settings.paths.root / "sample"
+    if not (sample / "_generation.json").exists():
+        errors.print(f"No --input given: generating a synthetic sample of "
+                     f"{settings.generate.patients} patients in {sample}")
+        generate(sample, settings.generate.patients, seed=settings.generate.seed,
+                 defect_rate=settings.generate.defect_rate)
+    return sample
+
+
+@app.command()
+def run(
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="Folder of FHIR NDJSON / "
+                                                "Bundle files, or one file. Default: a "
+                                                "generated sample.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as one JSON "
+                                          "object (last stdout line).")] = False,
+) -> None:
+    """Ingest, refine and derive; services started here stay up until `services down`."""
+    from vitalflow import pipeline
+    from vitalflow.progress import RichReporter, SilentReporter
+
+    settings = load_settings()
+    try:
+        source = input or _sample_input(settings)
+        if as_json or not sys.stderr.isatty():
+            summary = pipeline.run(settings, source, SilentReporter())
+        else:
+            with RichReporter() as reporter:
+                summary = pipeline.run(settings, source, reporter)
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    from storage_backends.postgres import redact
+
+    summary["database_url"] = redact(summary["database_url"])
+    summary["input"] = str(source)
+    if as_json:
+        print(json.dumps(summary, default=str))
+    else:
+        _print_summary(summary)
+
+
+def _print_summary(summary: dict) -> None:
+    counts = Table(title=f"Run {summary['run_id']}: records by outcome")
+    for column in ("resource", "read", "refined", "quarantined", "filtered", "duplicates"):
+        counts.add_column(column, justify="left" if column == "resource" else "right")
+    for resource, c in summary["counts"].items():
+        counts.add_row(resource, *(f"{c[k]:,}" for k in ("read", "refined", "quarantined",
+                                                         "filtered", "duplicates")))
+    console.print(counts)
+    ingest = summary["ingest"]
+    console.print(f"Raw: {ingest['files']} files, {ingest['new_batches']} new batches "
+                  f"({ingest['records']:,} records), {ingest['already_ingested']} already "
+                  "ingested")
+    for error in ingest["errors"]:
+        console.print(f"[red]  not ingested:[/] {error}")
+    _print_mapping("Quarantine reasons (this run)", summary["quarantine_reasons"])
+    _print_mapping("Filtered (this run)", summary["filter_reasons"])
+    _print_mapping("Tables (rows now)", summary["tables"])
+    _print_mapping("BMI categories (patients)", summary["bmi_categories"])
+    bands = Table(title="Age bands")
+    for column in ("age band", "sex", "weight category", "patients", "mean BMI"):
+        bands.add_column(column)
+    for row in summary["age_bands"]:
+        mean = "" if row["mean_bmi"] is None else f"{row['mean_bmi']:.1f}"
+        bands.add_row(row["age_band"], row["sex"], row["weight_category"],
+                      str(row["patients"]), mean)
+    console.print(bands)
+    seconds = summary["seconds"]
+    console.print("Seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
+    console.print(f"Database: {summary['database_url']}")
+
+
+def _print_mapping(title: str, mapping: dict) -> None:
+    if not mapping:
+        return
+    table = Table(title=title)
+    table.add_column("name")
+    table.add_column("count", justify="right")
+    for key, value in mapping.items():
+        table.add_row(str(key), f"{value:,}")
+    console.print(table)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write NDJSON into.")],
+    patients: Annotated[int, typer.Option(min=1, help="Number of patients.")] = 500,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
+    defect_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of defective "
+                                               "observation lines.")] = 0.02,
+    visits: Annotated[int, typer.Option(min=1, help="Mean visits per patient (each visit "
+                                        "measures height and weight).")] = 6,
+    gzip: Annotated[bool, typer.Option(help="Write .ndjson.gz.")] = False,
+) -> None:
+    """Write synthetic FHIR Patient and Observation NDJSON with realistic values and defects."""
+    from rich.progress import Progress
+
+    from vitalflow.generate import generate as write
+
+    with Progress(console=errors, transient=True) as progress:
+        task = progress.add_task("generate", total=patients)
+        report = write(out, patients, seed=seed, defect_rate=defect_rate, visits=visits,
+                       gzip=gzip, progress=lambda done: progress.update(task, completed=done))
+    console.print(f"Wrote {report.patients:,} Patient and {report.observations:,} Observation "
+                  f"lines to {out}")
+    _print_mapping("Defects written", report.defects)
+
+
+@app.command()
+def derive(full: Annotated[bool, typer.Option(help="Recompute every patient.")] = False) -> None:
+    """Bring the derived tables up to date with refined (incremental by default)."""
+    from dataclasses import asdict
+
+    from vitalflow import pipeline
+
+    settings = load_settings()
+    try:
+        result = pipeline.derive_stage(settings, pipeline.open_store(settings), full=full)
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    _print_mapping("Derive", {k: int(v) for k, v in asdict(result).items()})
+
+
+@app.command("raw")
+def raw_batches() -> None:
+    """List the raw batches in the manifest."""
+    from vitalflow.raw import RawStore
+
+    settings = load_settings()
+    table = Table(title=f"Raw batches in {settings.paths.raw}")
+    for column in ("batch", "records", "format", "type hint", "ingested at", "by", "source"):
+        table.add_column(column)
+    for batch in RawStore(settings.paths.raw).manifest():
+        table.add_row(batch.batch_id[:12], f"{batch.records:,}", batch.format,
+                      batch.resource_type_hint or "", batch.ingested_at[:19], batch.ingested_by,
+                      batch.source_uri)
+    console.print(table)
+
+
+@services_app.command("up")
+def services_up() -> None:
+    """Start the embedded PostgreSQL (initialised on first use) and print its URL."""
+    from vitalflow import pipeline
+
+    settings = load_settings()
+    if settings.database.url:
+        raise _fail("database.url is set: vitalflow uses that server and starts none")
+    try:
+        console.print(pipeline.embedded_postgres(settings).up())
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+
+
+@services_app.command("down")
+def services_down() -> None:
+    """Stop the embedded PostgreSQL."""
+    from vitalflow import pipeline
+
+    stopped = pipeline.embedded_postgres(load_settings()).down()
+    console.print("PostgreSQL stopped" if stopped else "PostgreSQL was not running")
+
+
+@services_app.command("status")
+def services_status() -> None:
+    """Show whether each local service is running."""
+    from vitalflow import pipeline
+
+    settings = load_settings()
+    server = pipeline.embedded_postgres(settings)
+    table = Table(title="Services")
+    for column in ("service", "state", "where"):
+        table.add_column(column)
+    if settings.database.url:
+        from storage_backends.postgres import redact
+
+        table.add_row("postgres", "external", redact(settings.database.url))
+    else:
+        running = server.is_running()
+        table.add_row("postgres (embedded)", "[green]running[/]" if running else "stopped",
+                      server.url() if running else str(server.pgdata))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

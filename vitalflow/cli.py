@@ -127,7 +127,7 @@ def generate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write NDJSON into.")],
     patients: Annotated[int, typer.Option(min=1, help="Number of patients.")] = 500,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
-    defect_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of defective "
+    defect_rate: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of defective "
                                                "observation lines.")] = 0.02,
     visits: Annotated[int, typer.Option(min=1, help="Mean visits per patient (each visit "
                                         "measures height and weight).")] = 6,

@@ -19,6 +19,8 @@ from vitalflow.standardise import (OBSERVATION_STAGE, PATIENT_STAGE, QUARANTINE_
 # so the outcome does not depend on the order records arrive in.
 _RANK = ("coalesce({t}version, -1), coalesce({t}last_updated, '-infinity'::timestamptz), "
          "{t}content_hash")
+_NEWEST_FIRST = ("coalesce(version, -1) DESC, coalesce(last_updated, '-infinity'::timestamptz) "
+                 "DESC, content_hash DESC")
 
 
 @dataclass
@@ -117,7 +119,7 @@ def _latest_per_key(conn: psycopg.Connection, stage: str, key: str) -> None:
     """Keep one row per key in a stage table: the newest version (see _RANK)."""
     conn.execute(f"""
         DELETE FROM {stage} s USING (
-          SELECT ctid, row_number() OVER (PARTITION BY {key} ORDER BY {_RANK.format(t='')} DESC)
+          SELECT ctid, row_number() OVER (PARTITION BY {key} ORDER BY {_NEWEST_FIRST})
                  AS rn FROM {stage}) r
         WHERE s.ctid = r.ctid AND r.rn > 1""")
 

@@ -1,0 +1,49 @@
+"""Shared fixtures: one embedded PostgreSQL per test session, a fresh database per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from vitalflow.config import Settings, load_settings
+from vitalflow.services import EmbeddedPostgres, free_port
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SYNTHEA = SHARED / "data" / "synthea-r4"
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory) -> EmbeddedPostgres:
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("embedded-pg"), free_port())
+    server.up()
+    yield server
+    server.down()
+
+
+@pytest.fixture
+def database_url(pg_server: EmbeddedPostgres) -> str:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield pg_server.url(name)
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings for a pipeline writing to a private database and raw folder."""
+    return load_settings(paths={"home": tmp_path / "home"}, database={"url": database_url})
+
+
+@pytest.fixture
+def synthea() -> Path:
+    if not (SYNTHEA / "Observation.ndjson.gz").exists():
+        pytest.skip(f"Synthea reference data not found at {SYNTHEA} (../shared is beside the "
+                    "project in CI and on developer machines only)")
+    return SYNTHEA

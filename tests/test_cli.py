@@ -1,0 +1,65 @@
+"""The vitalflow command line, run as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vitalflow.services import free_port
+
+pytestmark = pytest.mark.postgres
+
+
+def vitalflow(*args: str, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "vitalflow.cli", *args], env=env,
+                            capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"vitalflow {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def test_run_json_reports_reconciled_counts(settings, tmp_path):
+    env = {**os.environ, "VITALFLOW__DATABASE__URL": settings.database.url,
+           "VITALFLOW__PATHS__HOME": str(tmp_path / "home")}
+    vitalflow("generate", "--out", str(tmp_path / "in"), "--patients", "40", "--defect-rate",
+              "0.1", env=env)
+    result = vitalflow("run", "--input", str(tmp_path / "in"), "--json", env=env)
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["database_url"].startswith("postgresql://")
+    for resource in ("Observation", "Patient"):
+        c = summary["counts"][resource]
+        assert c["read"] == c["refined"] + c["quarantined"] + c["filtered"] + c["duplicates"]
+    assert summary["counts"]["Observation"]["quarantined"] > 0
+    human = vitalflow("run", "--input", str(tmp_path / "in"), env=env)
+    assert "records by outcome" in human.stdout and "Age bands" in human.stdout
+
+
+def test_embedded_services_and_default_sample(tmp_path):
+    env = {**os.environ, "VITALFLOW__PATHS__HOME": str(tmp_path / "home"),
+           "VITALFLOW__DATABASE__EMBEDDED_PORT": str(free_port()),
+           "VITALFLOW__GENERATE__PATIENTS": "30"}
+    env.pop("VITALFLOW__DATABASE__URL", None)
+    try:
+        result = vitalflow("run", "--json", env=env)
+        summary = json.loads(result.stdout.strip().splitlines()[-1])
+        assert "passfile=" in summary["database_url"]
+        assert summary["counts"]["Patient"]["read"] >= 30
+        status = vitalflow("services", "status", env=env)
+        assert "running" in status.stdout
+    finally:
+        vitalflow("services", "down", env=env)
+    assert "stopped" in vitalflow("services", "status", env=env).stdout
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path):
+    env = {**os.environ, "VITALFLOW__DATABASE__URL":
+           f"postgresql://someone:hunter2@127.0.0.1:{free_port()}/x",
+           "VITALFLOW__PATHS__HOME": str(tmp_path / "home")}
+    (tmp_path / "in").mkdir()
+    result = vitalflow("run", "--input", str(tmp_path / "in"), env=env, check=False)
+    assert result.returncode == 1
+    assert "not reachable" in result.stderr and "hunter2" not in result.stderr + result.stdout

@@ -23,6 +23,7 @@ run: $(STAMP)
 
 ## Unit, integration (embedded PostgreSQL started by the tests) and flow tests.
 test: $(STAMP)
+	@mkdir -p $(PREFECT_HOME)
 	$(BIN)/python -m pytest
 
 ## Local Prefect server (http://127.0.0.1:4200) with the scheduled deployment.

@@ -28,10 +28,10 @@ def pg_server(tmp_path_factory) -> EmbeddedPostgres:
 @pytest.fixture
 def database_url(pg_server: EmbeddedPostgres) -> str:
     name = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
+    with psycopg.connect(pg_server.admin_url(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} OWNER vitalflow")
     yield pg_server.url(name)
-    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+    with psycopg.connect(pg_server.admin_url(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
@@ -47,3 +47,12 @@ def synthea() -> Path:
         pytest.skip(f"Synthea reference data not found at {SYNTHEA} (../shared is beside the "
                     "project in CI and on developer machines only)")
     return SYNTHEA
+
+
+# CI explores a fixed set of examples (no flaky reds); `--hypothesis-profile thorough` explores
+# many more, with fresh randomness, when hunting bugs.
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile("default", max_examples=25, derandomize=True)
+hypothesis_settings.register_profile("thorough", max_examples=300)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

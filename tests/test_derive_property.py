@@ -41,14 +41,14 @@ def derived_rows(url: str) -> dict:
                 for name in ("bmi", "summary")}
 
 
-@hyp_settings(max_examples=25, deadline=None,
+@hyp_settings(deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture,
                                      HealthCheck.too_slow])
 @given(change_sets=runs)
 def test_incremental_equals_full_rebuild(pg_server, tmp_path_factory, change_sets):
     name = f"prop_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
+    with psycopg.connect(pg_server.admin_url(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} OWNER vitalflow")
     try:
         home: Path = tmp_path_factory.mktemp("prop")
         settings = load_settings(paths={"home": home}, database={"url": pg_server.url(name)})
@@ -63,5 +63,5 @@ def test_incremental_equals_full_rebuild(pg_server, tmp_path_factory, change_set
         assert (rebuild.bmi_rows_written, rebuild.bmi_rows_deleted) == (0, 0)
         assert (rebuild.summary_rows_written, rebuild.summary_rows_deleted) == (0, 0)
     finally:
-        with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        with psycopg.connect(pg_server.admin_url(), autocommit=True) as conn:
             conn.execute(f"DROP DATABASE {name} WITH (FORCE)")

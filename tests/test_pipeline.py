@@ -162,13 +162,13 @@ def test_crash_before_commit_leaves_nothing_and_rerun_matches_clean_run(
 
     clean_settings = settings.model_copy(update={"paths": settings.paths.model_copy(
         update={"home": tmp_path / "clean"})})
-    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
-        conn.execute("CREATE DATABASE clean_run")
+    with psycopg.connect(pg_server.admin_url(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE clean_run OWNER vitalflow")
     clean_url = pg_server.url("clean_run")
     clean_settings.database.url = clean_url
     pipeline.run(clean_settings, source)
     assert snapshot(settings.database.url) == snapshot(clean_url)
-    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+    with psycopg.connect(pg_server.admin_url(), autocommit=True) as conn:
         conn.execute("DROP DATABASE clean_run WITH (FORCE)")
 
 

@@ -24,6 +24,9 @@ CREATE TABLE IF NOT EXISTS meta.refined_batch (
   records bigint NOT NULL);
 CREATE TABLE IF NOT EXISTS meta.derive_watermark (
   table_name text PRIMARY KEY, change_seq bigint NOT NULL, derived_at timestamptz NOT NULL);
+CREATE TABLE IF NOT EXISTS meta.patient_touch (
+  patient_key text NOT NULL, change_seq bigint NOT NULL);
+CREATE INDEX IF NOT EXISTS patient_touch_seq ON meta.patient_touch (change_seq);
 CREATE TABLE IF NOT EXISTS meta.table_owner (
   table_name text PRIMARY KEY, owner_flow text NOT NULL);
 CREATE OR REPLACE FUNCTION meta.enforce_owner() RETURNS trigger LANGUAGE plpgsql AS $$

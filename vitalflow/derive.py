@@ -88,7 +88,8 @@ def derive_patient_bmi(store: PostgresStore, settings: DeriveSettings,
             CREATE TEMP TABLE changed ON COMMIT DROP AS
             SELECT patient_key FROM refined.observation
              WHERE change_seq > %(since)s AND measure IN ('body_height', 'body_weight')
-            UNION SELECT patient_key FROM refined.patient WHERE change_seq > %(since)s""",
+            UNION SELECT patient_key FROM refined.patient WHERE change_seq > %(since)s
+            UNION SELECT patient_key FROM meta.patient_touch WHERE change_seq > %(since)s""",
                      {"since": since})
         if full:
             conn.execute("INSERT INTO changed SELECT patient_key FROM derived.patient_bmi_latest "

@@ -103,6 +103,14 @@ def _upsert(conn: psycopg.Connection, target: str, source: str, columns: list[st
     """Insert rows of source, replacing existing rows only with a strictly newer version."""
     names = ", ".join(columns)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
+    if "patient_key" in columns and key != "patient_key":
+        # A newer version may name another patient: the old one's derived rows must change too.
+        conn.execute(f"""
+            INSERT INTO meta.patient_touch (patient_key, change_seq)
+            SELECT t.patient_key, nextval('meta.change_seq') FROM {target} t
+              JOIN {source} s USING ({key})
+             WHERE t.patient_key <> s.patient_key
+               AND ({_RANK.format(t='s.')}) > ({_RANK.format(t='t.')})""")
     row = conn.execute(f"""
         WITH written AS (
           INSERT INTO {target} AS t ({names}, change_seq, refined_at)

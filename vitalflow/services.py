@@ -96,6 +96,9 @@ class EmbeddedPostgres:
     def url(self, database: str = APP_DATABASE, role: str = APP_ROLE) -> str:
         return f"postgresql://{role}@127.0.0.1:{self.port}/{database}?passfile={self.passfile}"
 
+    def admin_url(self, database: str = "postgres") -> str:
+        return self.url(database, SUPERUSER)
+
     def _run(self, tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         command = [str(_bin_dir() / tool), *args]
         kwargs: dict = {"capture_output": True, "text": True, "timeout": timeout}
@@ -175,7 +178,7 @@ class EmbeddedPostgres:
         return self.url()
 
     def _ensure_app_database(self) -> None:
-        admin = psycopg.connect(self.url("postgres", SUPERUSER), autocommit=True)
+        admin = psycopg.connect(self.admin_url(), autocommit=True)
         with admin:
             exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
                                    (APP_ROLE,)).fetchone()

@@ -63,10 +63,3 @@ class PostgresStore:
         with conn.cursor().copy(f"COPY {target} ({columns}) FROM STDIN (FORMAT csv)") as copy:
             copy.write(buffer.getbuffer())
         return data.num_rows
-
-    @staticmethod
-    def fetch_arrow(conn: psycopg.Connection, query: str, params=None) -> pa.Table:
-        cursor = conn.execute(query, params)
-        names = [d.name for d in cursor.description]
-        rows = cursor.fetchall()
-        return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})

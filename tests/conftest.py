@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -18,11 +20,14 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory) -> EmbeddedPostgres:
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("embedded-pg"), free_port())
+def pg_server() -> EmbeddedPostgres:
+    # Not under pytest's basetemp: another pytest session may prune it while this server runs.
+    root = Path(tempfile.mkdtemp(prefix="vitalflow-test-pg-"))
+    server = EmbeddedPostgres(root, free_port())
     server.up()
     yield server
     server.down()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,8 @@ RAW_SCHEMA = pa.schema([
 INPUT_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz")
 _BOM = b"\xef\xbb\xbf"
 _CHUNK_BYTES = 64 * 1024 * 1024
+# Min/max of record text is useless and costs several copies of each record while writing.
+_STATISTICS_COLUMNS = ["raw_record_id", "batch_id", "source_uri", "record_number"]
 
 
 class IngestError(RuntimeError):
@@ -123,13 +126,18 @@ class RawStore:
         reporter = reporter or SilentReporter()
         records = 0
         reader = _RecordReader(path)
-        with (reporter.step(f"ingest {path.name}", path.stat().st_size) as bar,
-              pq.ParquetWriter(partial, RAW_SCHEMA, compression="zstd") as writer):
-            for chunk in reader.chunks(batch_rows):
-                numbers, texts, blobs = chunk
-                writer.write_table(_raw_table(batch_id, source_uri, numbers, texts, blobs))
-                records += len(numbers)
-                bar.advance(reader.bytes_consumed_since_last())
+        try:
+            with (reporter.step(f"ingest {path.name}", path.stat().st_size) as bar,
+                  pq.ParquetWriter(partial, RAW_SCHEMA, compression="zstd",
+                                   write_statistics=_STATISTICS_COLUMNS) as writer):
+                for chunk in reader.chunks(batch_rows):
+                    numbers, texts, blobs = chunk
+                    writer.write_table(_raw_table(batch_id, source_uri, numbers, texts, blobs))
+                    records += len(numbers)
+                    bar.advance(reader.bytes_consumed_since_last())
+        except BaseException:
+            partial.unlink(missing_ok=True)  # a failed ingest must not leave half a batch behind
+            raise
         partial.chmod(0o444)
         partial.replace(target)
         batch = Batch(batch_id, sha, path.stat().st_size, records, reader.blank_lines,
@@ -197,7 +205,7 @@ class _RecordReader:
                     yield from self._document(handle.read(), batch_rows)
                 else:
                     yield from self._lines(handle, batch_rows)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:  # zlib: damaged .gz data
             raise IngestError(f"cannot read {self.path.name}: {exc}") from exc
         self._consumed = self.path.stat().st_size
 
@@ -218,13 +226,15 @@ class _RecordReader:
             self.format = "bundle"
             # Bundle entries have no text of their own: each is stored as compact JSON.
             entries = document.get("entry") or []
+            if not isinstance(entries, list):
+                entries = [entries]  # a malformed entry is kept as one record, to be quarantined
             for start in range(0, len(entries), batch_rows):
                 part = entries[start:start + batch_rows]
                 yield (list(range(start + 1, start + len(part) + 1)),
                        [orjson.dumps(e.get("resource", e) if isinstance(e, dict) else e).decode()
                         for e in part],
                        [None] * len(part))
-        elif document is None and content.count(b"\n") > 1:
+        elif document is None and b"\n" in content.strip():  # final newline or not
             import io
 
             yield from self._lines(io.BytesIO(content), batch_rows)  # NDJSON named .json

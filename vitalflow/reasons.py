@@ -8,7 +8,6 @@ class Quarantine(StrEnum):
 
     MALFORMED_JSON = "malformed_json"  # line or entry is not a JSON object
     NOT_A_RESOURCE = "not_a_resource"  # JSON without a usable resourceType
-    UNSUPPORTED_RESOURCE = "unsupported_resource_type"  # e.g. an Encounter in Observation.ndjson
     MISSING_ID = "missing_id"
     MISSING_SUBJECT = "missing_subject"
     UNKNOWN_PATIENT = "unknown_patient"  # orphan: subject not (yet) in refined.patient

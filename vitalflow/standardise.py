@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -20,6 +21,8 @@ OBSERVATION_STATUSES = frozenset({"registered", "preliminary", "final", "amended
                                   "cancelled", "entered-in-error", "unknown"})
 GENDERS = frozenset({"male", "female", "other", "unknown"})
 IN_SCOPE_RESOURCES = ("Patient", "Observation")
+# versionId goes into a bigint column: anything but 1 to 18 ASCII digits gives no version.
+_VERSION_ID = re.compile(r"[0-9]{1,18}")
 # Columns the database fills in on write.
 _DB_COLUMNS = {"change_seq", "refined_at"}
 PATIENT_STAGE = [c for c in PATIENT.columns if c.name not in _DB_COLUMNS]
@@ -42,11 +45,13 @@ def parse_datetime(value: object, what: str) -> datetime:
         raise Rejected(Quarantine.INVALID_DATE, f"{what} is not a string")
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        # FHIR requires a zone with a time; a date alone means that day, taken as UTC.
+        # Converted here, not by Arrow: pandera sets PYARROW_IGNORE_TIMEZONE on import, which
+        # makes Arrow store the local wall-clock time as if it were UTC.
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: the UTC time is outside years 1..9999
         raise Rejected(Quarantine.INVALID_DATE,
                        f"{what} is not a full ISO 8601 date or date-time") from None
-    # FHIR requires a zone with a time; a date alone means that day, taken as UTC.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 def parse_date(value: object, what: str) -> date:
@@ -65,8 +70,8 @@ def reference_id(subject: object) -> str:
     reference = subject.get("reference") if isinstance(subject, dict) else None
     if not isinstance(reference, str) or not reference.strip():
         raise Rejected(Quarantine.MISSING_SUBJECT, "Observation.subject.reference is missing")
-    if reference.startswith("urn:uuid:"):
-        return reference[9:]
+    if reference.startswith("urn:uuid:") and reference[9:].strip():
+        return reference[9:].strip()
     parts = reference.rstrip("/").split("/")
     if "/_history/" in reference:
         parts = parts[:-2]
@@ -80,7 +85,7 @@ def _meta(resource: dict) -> tuple[int | None, datetime | None]:
     if not isinstance(meta, dict):
         return None, None
     version = meta.get("versionId")
-    version = int(version) if isinstance(version, str) and version.isdigit() else None
+    version = int(version) if isinstance(version, str) and _VERSION_ID.fullmatch(version) else None
     try:
         updated = parse_datetime(meta["lastUpdated"], "meta.lastUpdated")
     except (KeyError, Rejected):
@@ -97,7 +102,7 @@ def _resource_id(resource: dict) -> str:
 
 def standardise_patient(resource: dict) -> dict:
     gender = resource.get("gender")
-    if gender is not None and gender not in GENDERS:
+    if gender is not None and (not isinstance(gender, str) or gender not in GENDERS):
         raise Rejected(Quarantine.INVALID_GENDER, "gender is not an administrative-gender code")
     birth = resource.get("birthDate")
     birth_date = parse_date(birth, "birthDate") if birth is not None else None
@@ -117,7 +122,7 @@ def _measure(resource: dict, scope: dict[str, Measure]) -> tuple[Measure, str]:
         raise Rejected(Quarantine.MISSING_CODE, "Observation.code has no coding")
     loinc = [c.get("code") for c in codings if isinstance(c, dict) and c.get("system") == LOINC]
     for candidate in loinc:
-        if candidate in scope:
+        if isinstance(candidate, str) and candidate in scope:  # a list or dict is not hashable
             return scope[candidate], candidate
     if any(isinstance(c, str) and is_valid_loinc(c) for c in loinc):
         raise Rejected(Filtered.CODE_NOT_IN_SCOPE, "LOINC code not in refine.observation_codes")
@@ -140,7 +145,7 @@ def standardise_observation(resource: dict, scope: dict[str, Measure],
                             excluded_statuses: frozenset[str]) -> dict:
     observation_id = _resource_id(resource)
     status = resource.get("status")
-    if status not in OBSERVATION_STATUSES:
+    if not isinstance(status, str) or status not in OBSERVATION_STATUSES:
         raise Rejected(Quarantine.INVALID_STATUS, "status is not an observation-status code")
     measure, code = _measure(resource, scope)
     if status in excluded_statuses:

@@ -79,7 +79,15 @@ class EmbeddedPostgres:
     """
 
     root: Path
-    port: int
+    port: int  # preferred port; the port actually used is remembered in portfile
+
+    def __post_init__(self) -> None:
+        if self.portfile.exists():
+            self.port = int(self.portfile.read_text())
+
+    @property
+    def portfile(self) -> Path:
+        return self.root / "postgres.port"
 
     @property
     def pgdata(self) -> Path:
@@ -159,9 +167,9 @@ class EmbeddedPostgres:
             self._initdb()
         if not self.is_running():
             if not port_is_free(self.port):
-                raise ServiceError(
-                    f"port {self.port} on 127.0.0.1 is taken by another program; set "
-                    "VITALFLOW__DATABASE__EMBEDDED_PORT to a free port")
+                taken, self.port = self.port, free_port()
+                warnings.warn(f"port {taken} on 127.0.0.1 is taken by another program; the "
+                              f"embedded PostgreSQL uses port {self.port} instead", stacklevel=2)
             if _is_root():
                 self.logfile.touch()
                 shutil.chown(self.logfile, *_ensure_system_user())
@@ -174,6 +182,7 @@ class EmbeddedPostgres:
                 log_tail = self.logfile.read_text()[-2000:] if self.logfile.exists() else ""
                 raise ServiceError(f"PostgreSQL did not start on port {self.port}:\n"
                                    f"{result.stderr[-1000:]}\n{log_tail}")
+        self.portfile.write_text(str(self.port))
         self._ensure_app_database()
         return self.url()
 

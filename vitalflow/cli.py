@@ -108,7 +108,7 @@ def _print_summary(summary: dict) -> None:
     console.print(bands)
     seconds = summary["seconds"]
     console.print("Seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
-    console.print(f"Database: {summary['database_url']}")
+    console.print(f"Database: {summary['database_url']}", soft_wrap=True)
 
 
 def _print_mapping(title: str, mapping: dict) -> None:

@@ -35,6 +35,7 @@ services-down: $(STAMP)
 
 ## Throughput on the Synthea file and a generated 1M-observation set (see README).
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m benchmarks.throughput $(BENCH_ARGS)
 
 clean:

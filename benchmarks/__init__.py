@@ -1,0 +1,1 @@
+"""Benchmarks for vitalflow: pipeline throughput and memory (see benchmarks/README.md)."""

@@ -1,0 +1,753 @@
+"""Throughput benchmark: observations/s and peak memory of ingest, refine, derive and end-to-end."""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import io
+import json
+import os
+import platform
+import pstats
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SYNTHEA_DIR = PROJECT_ROOT.parent / "shared" / "data" / "synthea-r4"
+SYNTHEA_FILES = ("Patient.ndjson.gz", "Observation.ndjson.gz")
+DEFAULT_OUT = PROJECT_ROOT / "benchmarks" / "results"
+# Generated sets are deterministic, so they are kept (git-ignored) and reused between runs.
+DEFAULT_DATA = PROJECT_ROOT / "benchmarks" / "work" / "data"
+
+# patients -> observation lines: ~27 per patient at visits=10, so 40,000 patients ~ 1.1M lines.
+GENERATED_PATIENTS = {"1m": 40_000, "100k": 4_000}
+GENERATE_ARGS = {"visits": 10, "seed": 1, "defect_rate": 0.02}
+SIZES = ("synthea", *GENERATED_PATIENTS)
+QUICK_SWAP = {"1m": "100k"}
+PIPELINE_STAGES = ("ingest", "refine", "derive")
+PROFILABLE = (*PIPELINE_STAGES, "rerun")
+TARGET_DATASET = "generated-1m"
+TARGET_OBS_PER_SECOND = 50_000
+TARGET_PEAK_RSS_MIB = 1.5 * 1024
+PACKAGES = ("pyarrow", "psycopg", "prefect", "pandas", "pandera", "orjson", "vitalflow")
+FLOOR_TABLE = "public.bench_floor"
+FLOOR_REPEATS = 3
+
+
+# --------------------------------------------------------------------------- measurement (child)
+
+@dataclass
+class StageSample:
+    seconds: float
+    cpu_seconds: float  # this (pipeline) process, user + system
+    server_cpu_seconds: float | None  # every process of the embedded PostgreSQL server
+    peak_rss_kib: int  # this process's high-water mark during the stage
+    start_rss_kib: int  # what it held when the stage began (imports, earlier stages' leftovers)
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the RSS high-water mark (Linux), so ru_maxrss afterwards is this stage's own peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _is_transient(process) -> bool:
+    """A client backend, or any child that has exited but is not yet reaped (a zombie)."""
+    import psutil
+
+    if process.status() == psutil.STATUS_ZOMBIE:
+        return True
+    # Client backends name their peer in the process title: "postgres: user db host(port)".
+    return "(" in " ".join(process.cmdline())
+
+
+def _wait_for_server_to_settle(postmaster, timeout: float = 5.0) -> None:
+    """A backend's CPU moves to the postmaster's child times only once it is reaped; sampling
+    before that would lose it between two stages."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not any(_is_transient(child) for child in postmaster.children(recursive=True)):
+                return
+        except psutil.NoSuchProcess:
+            pass  # a child vanished while we looked: look again
+        time.sleep(0.01)
+
+
+def _server_cpu_seconds(postmaster) -> float | None:
+    """CPU of the server and all its processes, counting exited backends via the postmaster."""
+    import psutil
+
+    if postmaster is None:
+        return None
+    _wait_for_server_to_settle(postmaster)
+    try:
+        total = 0.0
+        for child in postmaster.children(recursive=True):
+            try:
+                times = child.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        # The postmaster last: a child reaped in between is then counted twice (rare once
+        # settled) rather than lost.
+        times = postmaster.cpu_times()
+        total += times.user + times.system + times.children_user + times.children_system
+    except psutil.Error:
+        return None
+    return total
+
+
+def _current_rss_kib() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss // 1024
+
+
+class Meter:
+    """Times named stages of this process, optionally profiling one of them with cProfile."""
+
+    def __init__(self, postmaster_pid: int | None, profile_stage: str | None,
+                 profile_path: Path | None) -> None:
+        import psutil
+
+        self.postmaster = psutil.Process(postmaster_pid) if postmaster_pid else None
+        self.profile_stage = profile_stage
+        self.profile_path = profile_path
+        self.samples: dict[str, StageSample] = {}
+        self.peak_is_per_stage = _reset_peak_rss()
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        profiler = cProfile.Profile() if name == self.profile_stage else None
+        _reset_peak_rss()
+        start_rss = _current_rss_kib()
+        server_before = _server_cpu_seconds(self.postmaster)
+        cpu_before = _own_cpu_seconds()
+        started = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        yield
+        if profiler:
+            profiler.disable()
+        seconds = time.perf_counter() - started
+        cpu = _own_cpu_seconds() - cpu_before
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        server_after = _server_cpu_seconds(self.postmaster)
+        server = None if server_before is None or server_after is None else (
+            server_after - server_before)
+        self.samples[name] = StageSample(round(seconds, 4), round(cpu, 3),
+                                         None if server is None else round(server, 3), peak,
+                                         start_rss)
+        if profiler:
+            self._save_profile(profiler)
+
+    def _save_profile(self, profiler: cProfile.Profile) -> None:
+        profiler.dump_stats(self.profile_path)
+        text = io.StringIO()
+        stats = pstats.Stats(profiler, stream=text).strip_dirs()
+        stats.sort_stats("tottime").print_stats(40)
+        stats.sort_stats("cumulative").print_stats(40)
+        self.profile_path.with_suffix(".txt").write_text(text.getvalue())
+
+
+def _postmaster_pid(pgdata: Path) -> int | None:
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
+@contextmanager
+def _scratch_database(url: str) -> Iterator[str]:
+    """A new, empty database on an external server: the benchmark must start from nothing."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    name = f"vitalflow_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+    except psycopg.Error as exc:
+        raise SystemExit(f"VITALFLOW__DATABASE__URL is set, but its role cannot create the empty "
+                         f"scratch database the benchmark needs: {exc}") from None
+    try:
+        yield make_conninfo(url, dbname=name)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str
+    admin_url: str  # may run CHECKPOINT
+    postmaster_pid: int | None  # None on an external server: its CPU is not ours to see
+    kind: str
+
+
+@contextmanager
+def _database(work: Path) -> Iterator[Database]:
+    """A private embedded server, or a scratch database when a URL is configured."""
+    from vitalflow.services import SUPERUSER, EmbeddedPostgres, free_port
+
+    external = os.environ.get("VITALFLOW__DATABASE__URL")
+    if external:
+        with _scratch_database(external) as url:
+            yield Database(url, external, None, "external")
+        return
+    server = EmbeddedPostgres(work / "embedded", free_port())
+    url = server.up()
+    try:
+        yield Database(url, server.url("postgres", SUPERUSER), _postmaster_pid(server.pgdata),
+                       "embedded")
+    finally:
+        server.down()
+
+
+def _checkpoint(admin_url: str) -> None:
+    """Write back dirty pages now, so the next stage does not pay for the previous one's."""
+    import psycopg
+
+    try:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+    except psycopg.Error:
+        pass  # an external role without pg_checkpoint: measure as is
+
+
+def _give_back_memory() -> None:
+    """Return freed memory to the OS (Arrow's pool and malloc keep it), as a new run would start."""
+    import ctypes
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
+
+
+@contextmanager
+def _floor_table(store) -> Iterator[str]:
+    """Unlogged, no key, no index: the cheapest place Postgres can put the raw text."""
+    with store.connect() as conn:
+        conn.execute(f"CREATE UNLOGGED TABLE {FLOOR_TABLE} (raw_json text)")
+    try:
+        yield FLOOR_TABLE
+    finally:
+        # Dropping discards its buffers, so later stages do not pay to write them out.
+        with store.connect() as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
+
+
+def bulk_load_floor(settings, store, table: str, reporter) -> int:
+    """Read the raw Parquet batches and COPY only their raw_json, in one transaction."""
+    import pyarrow as pa
+
+    from vitalflow.raw import RawStore
+
+    raw = RawStore(settings.paths.raw)
+    batches = raw.manifest()
+    rows = 0
+    with store.connect() as conn, reporter.step("floor: COPY raw_json",
+                                                sum(b.records for b in batches)) as bar:
+        for batch in batches:
+            for records in raw.read(batch.batch_id, settings.ingest.batch_rows):
+                text = pa.Table.from_batches([records]).select(["raw_json"])
+                rows += store.copy_arrow(conn, table, text)
+                bar.advance(records.num_rows)
+    return rows
+
+
+def _redacted_settings(settings) -> dict:
+    from storage_backends.postgres import redact
+
+    dumped = settings.model_dump(mode="json")
+    dumped["database"]["url"] = redact(dumped["database"]["url"])
+    return dumped
+
+
+def _input_files(input_dir: Path) -> dict[str, int]:
+    from vitalflow.raw import discover_inputs
+
+    return {p.name: p.stat().st_size for p in discover_inputs(input_dir)}
+
+
+def measure_floor(settings, store, meter: Meter, database: Database, reporter
+                  ) -> tuple[int, list[float]]:
+    """(rows, seconds of each attempt); the median attempt is the unit of every ratio."""
+    rows = 0
+    for attempt in range(1, FLOOR_REPEATS + 1):
+        _checkpoint(database.admin_url)
+        with _floor_table(store) as table, meter.stage(f"floor-{attempt}"):
+            rows = bulk_load_floor(settings, store, table, reporter)
+    attempts = sorted((meter.samples.pop(f"floor-{i}") for i in range(1, FLOOR_REPEATS + 1)),
+                      key=lambda sample: sample.seconds)
+    meter.samples["floor"] = attempts[len(attempts) // 2]  # one slow attempt must not skew it
+    return rows, [sample.seconds for sample in attempts]
+
+
+def measure(dataset: str, input_dir: Path, meter: Meter, settings, database: Database) -> dict:
+    """Ingest, refine, derive, the floor, then an incremental re-run, each timed on its own."""
+    from vitalflow import pipeline
+    from vitalflow.progress import RichReporter
+
+    store = pipeline.open_store(settings)  # schema creation is setup, not throughput
+    run_id = pipeline.new_run_id()
+    with RichReporter() as reporter:
+        # The stages run in the order, and with the memory, of a real run: the floor comes
+        # after them, so its leftovers do not count towards their peak RSS.
+        with meter.stage("ingest"):
+            ingested = pipeline.ingest(settings, input_dir, reporter)
+        with meter.stage("refine"):
+            refined = pipeline.refine_stage(settings, store, run_id, reporter)
+        with meter.stage("derive"), reporter.step("derive", None):
+            derived = pipeline.derive_stage(settings, store)
+        floor_rows, floor_seconds = measure_floor(settings, store, meter, database, reporter)
+        _give_back_memory()
+        with meter.stage("rerun"):
+            rerun = pipeline.run(settings, input_dir, reporter)
+    counts = {t: c.as_dict() for t, c in sorted(refined.counts.items())}
+    return {
+        "dataset": dataset,
+        "database": database.kind,
+        "input": {"path": str(input_dir), "files": _input_files(input_dir)},
+        "observations": counts.get("Observation", {}).get("read", 0),
+        "records": ingested.records,
+        "floor_rows": floor_rows,
+        "floor_seconds_all": floor_seconds,
+        "stages": {name: asdict(sample) for name, sample in meter.samples.items()},
+        "peak_rss_kib": max(meter.samples[name].peak_rss_kib for name in PIPELINE_STAGES),
+        "peak_rss_is_per_stage": meter.peak_is_per_stage,
+        "ingest": asdict(ingested),
+        "counts": counts,
+        "quarantine_reasons": dict(refined.quarantine_reasons.most_common()),
+        "filter_reasons": dict(refined.filter_reasons.most_common()),
+        "derive": asdict(derived),
+        "rerun": {k: rerun[k] for k in ("ingest", "counts", "derive", "seconds")},
+        "settings": _redacted_settings(settings),
+        "profiled_stage": meter.profile_stage,
+    }
+
+
+def child_main(args: argparse.Namespace) -> None:
+    """One dataset in this fresh process; prints its results as the last stdout line."""
+    from vitalflow.config import load_settings
+
+    work = Path(tempfile.mkdtemp(prefix=f"vitalflow-bench-{args.child}-"))
+    profile_path = (args.out / f"profile-{args.child}-{args.profile}.prof"
+                    if args.profile else None)
+    if profile_path:
+        profile_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _database(work) as database:
+            settings = load_settings(paths={"home": work / "home"},
+                                     database={"url": database.url})
+            meter = Meter(database.postmaster_pid, args.profile, profile_path)
+            result = measure(args.child, args.input, meter, settings, database)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if profile_path:
+        result["profile"] = {"stats": str(profile_path),
+                             "text": str(profile_path.with_suffix(".txt"))}
+    print(json.dumps(result, default=str))
+
+
+# --------------------------------------------------------------------------- inputs (parent)
+
+def _synthea_input(scratch: Path) -> tuple[Path | None, str | None]:
+    """Only Patient and Observation: the other Synthea files would be filtered, not refined."""
+    missing = [name for name in SYNTHEA_FILES if not (SYNTHEA_DIR / name).is_file()]
+    if missing:
+        return None, f"Synthea files {', '.join(missing)} not found in {SYNTHEA_DIR}"
+    folder = scratch / "synthea"
+    folder.mkdir()
+    for name in SYNTHEA_FILES:
+        (folder / name).symlink_to(SYNTHEA_DIR / name)
+    return folder, None
+
+
+def _generator_fingerprint(patients: int) -> str:
+    """Changes when the generator's code or arguments change, so a stale cache is never used."""
+    source = (PROJECT_ROOT / "vitalflow" / "generate.py").read_bytes()
+    arguments = json.dumps({"patients": patients, **GENERATE_ARGS}, sort_keys=True).encode()
+    return hashlib.sha256(source + arguments).hexdigest()[:12]
+
+
+def _generated_input(size: str, data_dir: Path, console) -> Path:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from vitalflow.generate import REPORT_FILE, generate
+
+    patients = GENERATED_PATIENTS[size]
+    folder = data_dir / f"generated-{size}-{_generator_fingerprint(patients)}"
+    if (folder / REPORT_FILE).exists():  # the report is written last: the set is complete
+        console.print(f"[dim]reusing generated {size} set in {folder}[/]")
+        return folder
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task(f"generate {size} (not measured)", total=patients)
+        report = generate(partial, patients, **GENERATE_ARGS,
+                          progress=lambda done: progress.update(task, completed=done))
+    partial.rename(folder)
+    console.print(f"generated {report.patients:,} Patient and {report.observations:,} "
+                  f"Observation lines in {folder}")
+    return folder
+
+
+def prepare_input(size: str, data_dir: Path, scratch: Path, console
+                  ) -> tuple[str, Path | None, str | None]:
+    """(dataset name, input folder or None, reason it was skipped)."""
+    if size == "synthea":
+        folder, reason = _synthea_input(scratch)
+        return "synthea", folder, reason
+    return f"generated-{size}", _generated_input(size, data_dir, console), None
+
+
+def run_dataset(dataset: str, input_dir: Path, args: argparse.Namespace, console) -> dict:
+    """Measure one dataset in a fresh interpreter, so its peak RSS is its own."""
+    command = [sys.executable, "-m", "benchmarks.throughput", "--child", dataset,
+               "--input", str(input_dir), "--out", str(args.out)]
+    if args.profile:
+        command += ["--profile", args.profile]
+    console.rule(f"[bold]{dataset}")
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        console.print(f"[bold red]{dataset} failed (exit {done.returncode})")
+        return {"dataset": dataset, "error": f"child exited with {done.returncode}"}
+    result = json.loads(lines[-1])
+    result["child_wall_seconds"] = round(time.perf_counter() - started, 2)
+    return result
+
+
+# --------------------------------------------------------------------------- report (parent)
+
+@dataclass
+class Row:
+    stage: str
+    seconds: float
+    obs_per_second: float | None
+    ratio: float | None
+    peak_rss_mib: float
+    cpu_seconds: float
+    server_cpu_seconds: float | None
+
+
+def _row(label: str, sample: dict, observations: int | None, floor: float) -> Row:
+    seconds = sample["seconds"]
+    return Row(label, seconds, observations / seconds if observations and seconds else None,
+               seconds / floor if floor else None, sample["peak_rss_kib"] / 1024,
+               sample["cpu_seconds"], sample["server_cpu_seconds"])
+
+
+def _end_to_end(stages: dict) -> dict:
+    parts = [stages[name] for name in PIPELINE_STAGES]
+    servers = [p["server_cpu_seconds"] for p in parts]
+    return {"seconds": sum(p["seconds"] for p in parts),
+            "cpu_seconds": sum(p["cpu_seconds"] for p in parts),
+            "server_cpu_seconds": None if None in servers else sum(servers),
+            "peak_rss_kib": max(p["peak_rss_kib"] for p in parts)}
+
+
+def rows(result: dict) -> list[Row]:
+    """The report table of one dataset; the floor is the unit of every ratio."""
+    stages = result["stages"]
+    observations = result["observations"]
+    floor = stages["floor"]["seconds"]
+    table = [_row(name, stages[name], observations, floor) for name in PIPELINE_STAGES]
+    table.append(_row("end-to-end", _end_to_end(stages), observations, floor))
+    table.append(_row(f"floor: bulk COPY of raw_json (median of {FLOOR_REPEATS})",
+                      stages["floor"], observations, floor))
+    table.append(_row("incremental re-run (no-op)", stages["rerun"], None, floor))
+    return table
+
+
+def _number(value: float | None, digits: int = 0, suffix: str = "") -> str:
+    return "—" if value is None else f"{value:,.{digits}f}{suffix}"
+
+
+def _markdown_table(result: dict) -> list[str]:
+    lines = ["| stage | seconds | observations/s | ratio to floor | peak RSS MiB "
+             "| pipeline CPU s | Postgres CPU s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in rows(result):
+        name = f"**{row.stage}**" if row.stage == "end-to-end" else row.stage
+        lines.append(f"| {name} | {row.seconds:.2f} | {_number(row.obs_per_second)} "
+                     f"| {_number(row.ratio, 2, '×')} | {row.peak_rss_mib:,.0f} "
+                     f"| {row.cpu_seconds:.2f} | {_number(row.server_cpu_seconds, 2)} |")
+    return lines
+
+
+def _dataset_section(result: dict) -> list[str]:
+    if "error" in result:
+        return [f"## {result['dataset']}", "", f"Failed: {result['error']}.", ""]
+    size = sum(result["input"]["files"].values()) / 2**20
+    counts = result["counts"]
+    patients = counts.get("Patient", {}).get("read", 0)
+    obs = counts.get("Observation", {})
+    rerun = result["rerun"]
+    lines = [f"## {result['dataset']}", "",
+             f"{result['observations']:,} Observations and {patients:,} Patients read "
+             f"({result['records']:,} records, {size:,.1f} MiB input: "
+             f"{', '.join(result['input']['files'])}); "
+             f"{obs.get('refined', 0):,} observations refined, {obs.get('filtered', 0):,} "
+             f"filtered, {obs.get('quarantined', 0):,} quarantined. "
+             f"Database: {result['database']}.", "",
+             *_markdown_table(result), "",
+             f"The pipeline process held {result['stages']['ingest']['start_rss_kib'] / 1024:,.0f}"
+             " MiB before ingest (interpreter, imports); each stage's peak includes what it "
+             "started with.",
+             f"Floor attempts: {', '.join(f'{x:.2f}' for x in result['floor_seconds_all'])}"
+             " s. "
+             f"Re-run: {rerun['ingest']['new_batches']} new batches, "
+             f"{sum(c['read'] for c in rerun['counts'].values()):,} records refined; "
+             f"its own stage times {rerun['seconds']}.", ""]
+    if not result["peak_rss_is_per_stage"]:
+        lines += ["Peak RSS could not be reset between stages here: each figure is the peak so "
+                  "far in the run.", ""]
+    return lines
+
+
+def _target_line(results: list[dict]) -> str:
+    target = next((r for r in results if r["dataset"] == TARGET_DATASET and "error" not in r),
+                  None)
+    goal = (f"≥ {TARGET_OBS_PER_SECOND:,} observations/s end-to-end on {TARGET_DATASET} with "
+            f"peak RSS < {TARGET_PEAK_RSS_MIB / 1024:.1f} GiB")
+    if target is None:
+        return f"Target ({goal}): not measured in this run."
+    end_to_end = next(r for r in rows(target) if r.stage == "end-to-end")
+    rate_ok = end_to_end.obs_per_second >= TARGET_OBS_PER_SECOND
+    rss_mib = end_to_end.peak_rss_mib
+    rss_ok = rss_mib < TARGET_PEAK_RSS_MIB
+    verdict = "**met**" if rate_ok and rss_ok else "**not met**"
+    return (f"Target ({goal}): {verdict} — {end_to_end.obs_per_second:,.0f} observations/s "
+            f"({'ok' if rate_ok else 'too slow'}), peak RSS {rss_mib:,.0f} MiB "
+            f"({'ok' if rss_ok else 'too high'}).")
+
+
+def markdown_report(report: dict) -> str:
+    machine = report["machine"]
+    packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
+    lines = [f"# vitalflow throughput — {report['timestamp']}", "",
+             f"Machine: {machine['cpu_count']} CPUs, {machine['memory_gib']:.1f} GiB RAM, "
+             f"{machine['platform']}, Python {machine['python']}; {packages}; "
+             f"commit {machine['git_commit'] or 'unknown'} (source hash "
+             f"{machine['source_sha256']}).", "",
+             f"Command: `{report['command']}`", "",
+             _target_line(report["results"]), "",
+             "Ratios divide a stage's wall time by the floor's (a bare COPY of the same raw "
+             "text, measured in the same process run); they are comparable across machines, "
+             "absolute seconds are not. Peak RSS is the pipeline process only (not Postgres), "
+             "reset before each stage; end-to-end = ingest + refine + derive.", ""]
+    for name, reason in report["skipped"].items():
+        lines += [f"## {name}", "", f"Skipped: {reason}.", ""]
+    for result in report["results"]:
+        lines += _dataset_section(result)
+    return "\n".join(lines)
+
+
+def write_chart(results: list[dict], path: Path) -> None:
+    """Observations/s per stage, one bar per dataset; log scale as stages differ by 100×."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = [r for r in results if "error" not in r]
+    labels = [*PIPELINE_STAGES, "end-to-end", "floor"]
+    width = 0.8 / max(len(measured), 1)
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for i, result in enumerate(measured):
+        rates = [row.obs_per_second for row in rows(result)][:len(labels)]
+        positions = [x + (i - (len(measured) - 1) / 2) * width for x in range(len(labels))]
+        bars = ax.bar(positions, rates, width, label=result["dataset"])
+        ax.bar_label(bars, labels=[f"{r / 1000:,.0f}k" for r in rates], fontsize=8)
+    ax.axhline(TARGET_OBS_PER_SECOND, color="red", linestyle="--", linewidth=1,
+               label=f"target {TARGET_OBS_PER_SECOND // 1000}k/s (end-to-end, 1M)")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylabel("observations / second (log)")
+    ax.set_title("vitalflow throughput by stage")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _git_commit() -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def source_fingerprint() -> str:
+    """Hash of the measured code: the work tree may differ from the commit while others edit it."""
+    digest = hashlib.sha256()
+    for folder in ("vitalflow", "storage_backends"):
+        for path in sorted((PROJECT_ROOT / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(PROJECT_ROOT)).encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def machine_info() -> dict:
+    import psutil
+
+    return {"cpu_count": os.cpu_count(), "memory_gib": psutil.virtual_memory().total / 2**30,
+            "platform": platform.platform(), "python": platform.python_version(),
+            "packages": {p: _version(p) for p in PACKAGES}, "git_commit": _git_commit(),
+            "source_sha256": source_fingerprint()}
+
+
+def _machine_with_source(fingerprint: str, console) -> dict:
+    """Machine facts, with the hash of the code as it was when measuring began."""
+    machine = machine_info()
+    if machine["source_sha256"] != fingerprint:
+        console.print("[yellow]vitalflow sources changed while the benchmark ran: the datasets "
+                      "may have measured different code[/]")
+        machine["source_changed_during_run"] = True
+    machine["source_sha256"] = fingerprint
+    return machine
+
+
+def write_outputs(report: dict, out: Path, console) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    raw = out / f"throughput-{report['timestamp']}.json"
+    raw.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    written = [raw]
+    # A profiled run's timings are inflated by the profiler: keep them out of the latest report.
+    if not report["profiled_stage"]:
+        (out / "throughput-latest.md").write_text(markdown_report(report) + "\n")
+        write_chart(report["results"], out / "throughput-latest.png")
+        written += [out / "throughput-latest.md", out / "throughput-latest.png"]
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+def print_summary(report: dict, console) -> None:
+    from rich.table import Table
+
+    for result in report["results"]:
+        if "error" in result:
+            continue
+        table = Table(title=f"{result['dataset']}: {result['observations']:,} observations")
+        for column in ("stage", "seconds", "obs/s", "× floor", "peak RSS MiB"):
+            table.add_column(column, justify="left" if column == "stage" else "right")
+        for row in rows(result):
+            table.add_row(row.stage, f"{row.seconds:.2f}", _number(row.obs_per_second),
+                          _number(row.ratio, 2), f"{row.peak_rss_mib:,.0f}")
+        console.print(table)
+    console.print(_target_line(report["results"]).replace("**", ""), markup=False)
+
+
+def parent_main(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    timestamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    sizes = [QUICK_SWAP.get(s, s) if args.quick else s for s in args.sizes]
+    results, skipped, generated = [], {}, {}
+    fingerprint = source_fingerprint()
+    with tempfile.TemporaryDirectory(prefix="vitalflow-bench-input-") as scratch:
+        for size in sizes:
+            dataset, folder, reason = prepare_input(size, args.data_dir, Path(scratch), console)
+            if folder is None:
+                console.print(f"[yellow]skipping {dataset}:[/] {reason}")
+                skipped[dataset] = reason
+                continue
+            if size in GENERATED_PATIENTS:
+                generated[dataset] = {"patients": GENERATED_PATIENTS[size], **GENERATE_ARGS,
+                                      "folder": str(folder)}
+            results.append(run_dataset(dataset, folder, args, console))
+    report = {"timestamp": timestamp, "command": " ".join(["python -m benchmarks.throughput",
+                                                            *sys.argv[1:]]),
+              "arguments": {"sizes": sizes, "quick": args.quick, "profile": args.profile},
+              "profiled_stage": args.profile, "generated": generated, "skipped": skipped,
+              "machine": _machine_with_source(fingerprint, console), "results": results}
+    print_summary(report, console)
+    write_outputs(report, args.out, console)
+    if any("error" in r for r in results):
+        raise SystemExit(1)
+
+
+def _sizes(text: str) -> list[str]:
+    sizes = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown or not sizes:
+        raise argparse.ArgumentTypeError(f"unknown size(s) {unknown}; choose from {SIZES}")
+    return sizes
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput",
+                                     description=__doc__)
+    parser.add_argument("--sizes", type=_sizes, default=["synthea", "1m"],
+                        help=f"comma-separated datasets from {', '.join(SIZES)} "
+                             "(default: synthea,1m)")
+    parser.add_argument("--quick", action="store_true",
+                        help="run the generated 1m set at 100k observations instead")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="folder for the JSON, Markdown and PNG results")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA,
+                        help="where generated input sets are kept for reuse")
+    parser.add_argument("--profile", choices=PROFILABLE,
+                        help="profile this stage with cProfile (writes profile-<dataset>-"
+                             "<stage>.prof/.txt; timings are then inflated and the latest "
+                             "report is left alone)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: measure one dataset
+    parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.out = args.out.resolve()
+    args.data_dir = args.data_dir.resolve()
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        child_main(args)
+    else:
+        parent_main(args)
+
+
+if __name__ == "__main__":
+    main()

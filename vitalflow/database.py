@@ -47,8 +47,11 @@ END $$;
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS observation_patient_measure_time "
     "ON refined.observation (patient_key, measure, effective_at DESC)",
-    "CREATE INDEX IF NOT EXISTS observation_change_seq ON refined.observation (change_seq)",
-    "CREATE INDEX IF NOT EXISTS patient_change_seq ON refined.patient (change_seq)",
+    # change_seq grows with insertion order: a BRIN index finds recent changes at a fraction
+    # of a B-tree's write cost.
+    "CREATE INDEX IF NOT EXISTS observation_change_seq ON refined.observation "
+    "USING brin (change_seq)",
+    "CREATE INDEX IF NOT EXISTS patient_change_seq ON refined.patient USING brin (change_seq)",
     "CREATE INDEX IF NOT EXISTS observation_pending_patient "
     "ON refined.observation_pending (patient_key)",
 )

@@ -114,7 +114,7 @@ def _upsert(conn: psycopg.Connection, target: str, source: str, columns: list[st
     row = conn.execute(f"""
         WITH written AS (
           INSERT INTO {target} AS t ({names}, change_seq, refined_at)
-          SELECT {names}, nextval('meta.change_seq'), now() FROM {source}
+          SELECT {names}, nextval('meta.change_seq'), now() FROM {source} ORDER BY {key}
           ON CONFLICT ({key}) DO UPDATE SET {updates}, change_seq = EXCLUDED.change_seq,
                                             refined_at = EXCLUDED.refined_at
           WHERE ({_RANK.format(t='EXCLUDED.')}) > ({_RANK.format(t='t.')})
@@ -125,10 +125,13 @@ def _upsert(conn: psycopg.Connection, target: str, source: str, columns: list[st
 
 def _latest_per_key(conn: psycopg.Connection, stage: str, key: str) -> None:
     """Keep one row per key in a stage table: the newest version (see _RANK)."""
+    conn.execute(f"ANALYZE {stage}")
+    # Only keys seen more than once need ranking: a hash aggregate finds them without sorting.
     conn.execute(f"""
         DELETE FROM {stage} s USING (
-          SELECT ctid, row_number() OVER (PARTITION BY {key} ORDER BY {_NEWEST_FIRST})
-                 AS rn FROM {stage}) r
+          SELECT ctid, row_number() OVER (PARTITION BY {key} ORDER BY {_NEWEST_FIRST}) AS rn
+            FROM {stage} WHERE {key} IN (
+              SELECT {key} FROM {stage} GROUP BY {key} HAVING count(*) > 1)) r
         WHERE s.ctid = r.ctid AND r.rn > 1""")
 
 

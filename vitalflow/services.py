@@ -173,9 +173,12 @@ class EmbeddedPostgres:
             if _is_root():
                 self.logfile.touch()
                 shutil.chown(self.logfile, *_ensure_system_user())
+            # A disposable local copy, re-creatable from raw: durability traded for speed.
             options = (f"-h 127.0.0.1 -p {self.port} -k '' -c fsync=off "
                        "-c synchronous_commit=off -c full_page_writes=off "
-                       "-c max_wal_size=2GB -c shared_buffers=256MB -c work_mem=64MB")
+                       "-c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=4GB "
+                       "-c checkpoint_timeout=30min -c shared_buffers=1GB -c work_mem=128MB "
+                       "-c maintenance_work_mem=512MB")
             result = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.pgdata),
                                "-l", str(self.logfile), "-o", options, timeout=90)
             if result.returncode != 0:

@@ -17,10 +17,14 @@ _UNITS = {m.name: m.unit for m in MEASURES.values()}
 RANGE_CHECK = "value_in_physiological_range"
 
 
+_LOWS = {name: low for name, (low, _) in _RANGES.items()}
+_HIGHS = {name: high for name, (_, high) in _RANGES.items()}
+
+
 def _in_range(frame: pd.DataFrame) -> pd.Series:
-    low = frame["measure"].map(lambda m: _RANGES.get(m, (float("nan"),) * 2)[0])
-    high = frame["measure"].map(lambda m: _RANGES.get(m, (float("nan"),) * 2)[1])
-    return (frame["value"] >= low) & (frame["value"] <= high)
+    # Series.map with a dict is vectorised; an unknown measure maps to NaN and fails.
+    return ((frame["value"] >= frame["measure"].map(_LOWS))
+            & (frame["value"] <= frame["measure"].map(_HIGHS)))
 
 
 def observation_schema(columns: list[Column]) -> pa_schema.DataFrameSchema:

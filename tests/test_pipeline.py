@@ -141,27 +141,34 @@ def test_orphans_wait_in_quarantine_until_their_patient_arrives(settings, tmp_pa
     assert row[1:] == ("normal", 31)
 
 
+@pytest.mark.parametrize("crash_in", ["_finish", "chunk"])
 def test_crash_before_commit_leaves_nothing_and_rerun_matches_clean_run(
-        settings, generated, monkeypatch, tmp_path, pg_server):
+        settings, generated, monkeypatch, tmp_path, pg_server, crash_in):
     source, _ = generated
     import vitalflow.refine as refine_module
 
-    real_merge = refine_module._merge
+    settings.ingest.batch_rows = 500  # several chunks, so a crash can come between them
+    owner = refine_module._ChunkMerge if crash_in == "chunk" else refine_module
+    real = getattr(owner, crash_in)
+    calls = []
 
-    def crash(conn, result):
-        real_merge(conn, result)
-        raise ConnectionResetError("simulated crash after the merge, before commit")
+    def crash(*args):
+        calls.append(1)
+        if len(calls) == 2 or crash_in == "_finish":
+            raise ConnectionResetError("simulated crash before commit")
+        return real(*args)
 
-    monkeypatch.setattr(refine_module, "_merge", crash)
+    monkeypatch.setattr(owner, crash_in, crash)
     with pytest.raises(ConnectionResetError):
         pipeline.run(settings, source)
     crashed = snapshot(settings.database.url)
     assert all(not rows for name, rows in crashed.items()), "half-written refined/derived rows"
-    monkeypatch.setattr(refine_module, "_merge", real_merge)
+    monkeypatch.setattr(owner, crash_in, real)
     pipeline.run(settings, source)
 
-    clean_settings = settings.model_copy(update={"paths": settings.paths.model_copy(
-        update={"home": tmp_path / "clean"})})
+    clean_settings = settings.model_copy(update={
+        "paths": settings.paths.model_copy(update={"home": tmp_path / "clean"}),
+        "ingest": settings.ingest.model_copy(update={"batch_rows": 100_000})})
     with psycopg.connect(pg_server.admin_url(), autocommit=True) as conn:
         conn.execute("CREATE DATABASE clean_run OWNER vitalflow")
     clean_url = pg_server.url("clean_run")

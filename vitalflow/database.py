@@ -27,6 +27,12 @@ CREATE TABLE IF NOT EXISTS meta.derive_watermark (
 CREATE TABLE IF NOT EXISTS meta.patient_touch (
   patient_key text NOT NULL, change_seq bigint NOT NULL);
 CREATE INDEX IF NOT EXISTS patient_touch_seq ON meta.patient_touch (change_seq);
+CREATE OR REPLACE FUNCTION meta.touch_old_patient() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  -- A newer version may name another patient: the old one's derived rows must change too.
+  INSERT INTO meta.patient_touch VALUES (OLD.patient_key, nextval('meta.change_seq'));
+  RETURN NULL;
+END $$;
 CREATE TABLE IF NOT EXISTS meta.table_owner (
   table_name text PRIMARY KEY, owner_flow text NOT NULL);
 CREATE OR REPLACE FUNCTION meta.enforce_owner() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -72,6 +78,9 @@ def ensure_database(store: PostgresStore) -> None:
                          "SET DEFAULT nextval('meta.change_seq')")
         for statement in _INDEXES:
             conn.execute(statement)
+        conn.execute("CREATE OR REPLACE TRIGGER touch_old_patient AFTER UPDATE ON "
+                     "refined.observation FOR EACH ROW WHEN (OLD.patient_key IS DISTINCT FROM "
+                     "NEW.patient_key) EXECUTE FUNCTION meta.touch_old_patient()")
         for table in DERIVED_TABLES:
             _install_owner(conn, table)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import psycopg
@@ -49,41 +50,105 @@ class RefineResult:
 
 def refine(store: PostgresStore, raw: RawStore, settings: Settings, run_id: str,
            reporter: Reporter | None = None) -> RefineResult:
-    """Refine every raw batch not refined before, in one transaction (all or nothing)."""
+    """Refine every raw batch not refined before, in one transaction (all or nothing).
+
+    Python standardises chunk n+1 while PostgreSQL merges chunk n (a second thread waits on the
+    database), so both cores work. Patient batches go first so observations find their patient.
+    """
     reporter = reporter or SilentReporter()
     standardiser = Standardiser(settings.refine.observation_codes,
                                 settings.refine.excluded_statuses, settings.ingest.max_record_bytes)
     result = RefineResult()
     with store.connect() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.pipeline'))")
+        conn.execute("SET LOCAL work_mem = '256MB'")
         done = {r[0] for r in conn.execute("SELECT batch_id FROM meta.refined_batch")}
-        pending = [b for b in raw.manifest() if b.batch_id not in done]
+        pending = sorted((b for b in raw.manifest() if b.batch_id not in done),
+                         key=lambda b: b.resource_type_hint != "Patient")
         result.batches = [b.batch_id for b in pending]
-        _create_stages(conn)
-        with reporter.step("refine", sum(b.records for b in pending)) as bar:
+        start_seq = _create_stages(conn)
+        merge = _ChunkMerge(store, conn)
+        with (reporter.step("refine", sum(b.records for b in pending)) as bar,
+              ThreadPoolExecutor(max_workers=1, thread_name_prefix="refine-db") as database):
+            merging: Future | None = None
             for batch in pending:
                 for records in raw.read(batch.batch_id, settings.ingest.batch_rows):
                     out = standardiser.run(records, batch.resource_type_hint)
-                    store.copy_arrow(conn, "stage_patient", out.patients)
-                    store.copy_arrow(conn, "stage_observation", out.observations)
-                    store.copy_arrow(conn, "stage_quarantine", out.quarantine)
+                    if merging is not None:
+                        merging.result()  # one chunk in flight; re-raises a database error
+                    merging = database.submit(merge.chunk, out)
                     _tally(result, out)
                     bar.advance(records.num_rows)
+            if merging is not None:
+                merging.result()
         with reporter.step("merge into refined", None):
-            _merge(conn, result)
+            _finish(conn, result, start_seq)
         conn.cursor().executemany(
             "INSERT INTO meta.refined_batch VALUES (%s, %s, now(), %s)",
             [(b.batch_id, run_id, b.records) for b in pending])
     return result
 
 
-def _create_stages(conn: psycopg.Connection) -> None:
+def _create_stages(conn: psycopg.Connection) -> int:
+    """Temporary stage tables; returns the change sequence value before this run's writes."""
     for name, source, columns in (("stage_patient", "refined.patient", PATIENT_STAGE),
                                   ("stage_observation", "refined.observation", OBSERVATION_STAGE),
                                   ("stage_quarantine", "refined.quarantine", QUARANTINE_STAGE)):
         names = ", ".join(c.name for c in columns)
         conn.execute(f"CREATE TEMP TABLE {name} ON COMMIT DROP AS "
                      f"SELECT {names} FROM {source} WITH NO DATA")
+    # nextval, not last_value: it is the only reading that is safe right after a restart.
+    return conn.execute("SELECT nextval('meta.change_seq')").fetchone()[0]
+
+
+class _ChunkMerge:
+    """Merges one standardised chunk into refined (runs on the database thread)."""
+
+    def __init__(self, store: PostgresStore, conn: psycopg.Connection) -> None:
+        self.store = store
+        self.conn = conn
+        self.patient_cols = [c.name for c in PATIENT_STAGE]
+        self.observation_cols = [c.name for c in OBSERVATION_STAGE]
+        self.quarantine_cols = ", ".join(c.name for c in QUARANTINE_STAGE)
+
+    def chunk(self, out) -> None:
+        conn = self.conn
+        self.store.copy_arrow(conn, "stage_quarantine", out.quarantine)
+        if out.patients.num_rows:
+            conn.execute("TRUNCATE stage_patient")
+            self.store.copy_arrow(conn, "stage_patient", out.patients)
+            _latest_per_key(conn, "stage_patient", "patient_key")
+            _upsert(conn, "refined.patient", "stage_patient", self.patient_cols, "patient_key")
+        if out.observations.num_rows:
+            conn.execute("TRUNCATE stage_observation")
+            self.store.copy_arrow(conn, "stage_observation", out.observations)
+            _latest_per_key(conn, "stage_observation", "observation_id")
+            self._park_orphans()
+            _upsert(conn, "refined.observation", "stage_observation", self.observation_cols,
+                    "observation_id")
+
+    def _park_orphans(self) -> None:
+        """Observations of unknown patients wait in observation_pending, quarantined."""
+        conn = self.conn
+        conn.execute("""
+            CREATE TEMP TABLE IF NOT EXISTS stage_orphan ON COMMIT DROP AS
+            SELECT * FROM stage_observation WITH NO DATA""")
+        conn.execute("TRUNCATE stage_orphan")
+        conn.execute("""
+            WITH gone AS (
+              DELETE FROM stage_observation s
+               WHERE NOT EXISTS (SELECT 1 FROM refined.patient p
+                                  WHERE p.patient_key = s.patient_key)
+              RETURNING s.*)
+            INSERT INTO stage_orphan SELECT * FROM gone""")
+        _upsert(conn, "refined.observation_pending", "stage_orphan", self.observation_cols,
+                "observation_id")
+        conn.execute(f"""
+            INSERT INTO stage_quarantine ({self.quarantine_cols})
+            SELECT raw_record_id, split_part(raw_record_id, '-', 1), 'Observation',
+                   observation_id, %s,
+                   'subject is not a refined patient; refined automatically when it arrives'
+              FROM stage_orphan""", (str(Quarantine.UNKNOWN_PATIENT),))
 
 
 def _tally(result: RefineResult, out) -> None:
@@ -103,14 +168,6 @@ def _upsert(conn: psycopg.Connection, target: str, source: str, columns: list[st
     """Insert rows of source, replacing existing rows only with a strictly newer version."""
     names = ", ".join(columns)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
-    if "patient_key" in columns and key != "patient_key":
-        # A newer version may name another patient: the old one's derived rows must change too.
-        conn.execute(f"""
-            INSERT INTO meta.patient_touch (patient_key, change_seq)
-            SELECT t.patient_key, nextval('meta.change_seq') FROM {target} t
-              JOIN {source} s USING ({key})
-             WHERE t.patient_key <> s.patient_key
-               AND ({_RANK.format(t='s.')}) > ({_RANK.format(t='t.')})""")
     row = conn.execute(f"""
         WITH written AS (
           INSERT INTO {target} AS t ({names}, change_seq, refined_at)
@@ -135,60 +192,42 @@ def _latest_per_key(conn: psycopg.Connection, stage: str, key: str) -> None:
         WHERE s.ctid = r.ctid AND r.rn > 1""")
 
 
-def _merge(conn: psycopg.Connection, result: RefineResult) -> None:
-    patient_cols = [c.name for c in PATIENT_STAGE]
-    observation_cols = [c.name for c in OBSERVATION_STAGE]
-    quarantine_cols = ", ".join(c.name for c in QUARANTINE_STAGE)
-
-    staged_patients = conn.execute("SELECT count(*) FROM stage_patient").fetchone()[0]
-    _latest_per_key(conn, "stage_patient", "patient_key")
-    refined_patients = _upsert(conn, "refined.patient", "stage_patient", patient_cols,
-                               "patient_key")
-    patients = result.resource("Patient")
-    patients.refined += refined_patients
-    patients.duplicates += staged_patients - refined_patients
-
-    # Orphans parked earlier whose patient has now arrived move into refined.observation.
+def _finish(conn: psycopg.Connection, result: RefineResult, start_seq: int) -> None:
+    """Promote orphans whose patient arrived, then count what this run wrote."""
     conn.execute("""
         CREATE TEMP TABLE promoted ON COMMIT DROP AS
         WITH moved AS (
           DELETE FROM refined.observation_pending o USING refined.patient p
           WHERE o.patient_key = p.patient_key RETURNING o.*)
         SELECT * FROM moved""")
-    _latest_per_key(conn, "promoted", "observation_id")
-    result.promoted_orphans = _upsert(conn, "refined.observation", "promoted", observation_cols,
-                                      "observation_id")
-    conn.execute("DELETE FROM refined.quarantine q USING promoted p "
-                 "WHERE q.raw_record_id = p.raw_record_id AND q.reason = %s",
-                 (str(Quarantine.UNKNOWN_PATIENT),))
-
-    staged = conn.execute("SELECT count(*) FROM stage_observation").fetchone()[0]
-    _latest_per_key(conn, "stage_observation", "observation_id")
-    conn.execute("""
-        CREATE TEMP TABLE stage_orphan ON COMMIT DROP AS
-        SELECT s.* FROM stage_observation s
-        WHERE NOT EXISTS (SELECT 1 FROM refined.patient p WHERE p.patient_key = s.patient_key)""")
-    orphans = conn.execute("""
-        WITH gone AS (DELETE FROM stage_observation s USING stage_orphan o
-                      WHERE s.observation_id = o.observation_id RETURNING 1)
-        SELECT count(*) FROM gone""").fetchone()[0]
-    _upsert(conn, "refined.observation_pending", "stage_orphan", observation_cols,
+    _upsert(conn, "refined.observation", "promoted", [c.name for c in OBSERVATION_STAGE],
             "observation_id")
-    conn.execute(f"""
-        INSERT INTO stage_quarantine ({quarantine_cols})
-        SELECT raw_record_id, split_part(raw_record_id, '-', 1), 'Observation', observation_id,
-               %s, 'subject is not a refined patient; refined automatically when it arrives'
-        FROM stage_orphan""", (str(Quarantine.UNKNOWN_PATIENT),))
-    refined_observations = _upsert(conn, "refined.observation", "stage_observation",
-                                   observation_cols, "observation_id")
-    observations = result.resource("Observation")
-    observations.refined += refined_observations
-    observations.quarantined += orphans
-    observations.duplicates += staged - orphans - refined_observations
-    if orphans:
-        result.quarantine_reasons[str(Quarantine.UNKNOWN_PATIENT)] += orphans
-
+    # Orphans parked earlier in this same run were never quarantined for good.
+    conn.execute("DELETE FROM stage_quarantine q USING promoted p "
+                 "WHERE q.raw_record_id = p.raw_record_id")
+    result.promoted_orphans = conn.execute(
+        "WITH gone AS (DELETE FROM refined.quarantine q USING promoted p "
+        "WHERE q.raw_record_id = p.raw_record_id AND q.reason = %s RETURNING 1) "
+        "SELECT count(*) FROM gone", (str(Quarantine.UNKNOWN_PATIENT),)).fetchone()[0]
+    quarantine_cols = ", ".join(c.name for c in QUARANTINE_STAGE)
     conn.execute(f"""
         INSERT INTO refined.quarantine ({quarantine_cols}, quarantined_at)
         SELECT {quarantine_cols}, now() FROM stage_quarantine
         ON CONFLICT (raw_record_id) DO NOTHING""")
+
+    def written(table: str) -> int:
+        return conn.execute(f"SELECT count(*) FROM {table} WHERE change_seq > %s",
+                            (start_seq,)).fetchone()[0]
+
+    orphans = written("refined.observation_pending")
+    if orphans:
+        result.quarantine_reasons[str(Quarantine.UNKNOWN_PATIENT)] += orphans
+    for resource_type, refined in (("Patient", written("refined.patient")),
+                                   ("Observation", written("refined.observation")
+                                    - result.promoted_orphans)):
+        counts = result.resource(resource_type)
+        counts.refined = refined
+        if resource_type == "Observation":
+            counts.quarantined += orphans
+        # Every other staged record was an exact copy or an older version of one kept.
+        counts.duplicates = counts.read - counts.refined - counts.quarantined - counts.filtered

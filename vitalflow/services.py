@@ -178,7 +178,7 @@ class EmbeddedPostgres:
                        "-c synchronous_commit=off -c full_page_writes=off "
                        "-c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=4GB "
                        "-c checkpoint_timeout=30min -c shared_buffers=1GB -c work_mem=128MB "
-                       "-c maintenance_work_mem=512MB")
+                       "-c maintenance_work_mem=512MB -c temp_buffers=1GB")
             result = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.pgdata),
                                "-l", str(self.logfile), "-o", options, timeout=90)
             if result.returncode != 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -54,6 +55,17 @@ class Standardiser:
         self.fast = FastPath(self.scope, self.excluded)
 
     def run(self, raw: pa.RecordBatch, type_hint: str | None) -> StandardisedBatch:
+        # A chunk allocates millions of small tuples and none form cycles: without this the
+        # cyclic collector would take about a third of the time.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run(raw, type_hint)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _run(self, raw: pa.RecordBatch, type_hint: str | None) -> StandardisedBatch:
         patients: list[tuple] = []
         observations: list[tuple] = []
         quarantined: list[dict] = []

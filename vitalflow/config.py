@@ -42,6 +42,7 @@ class IngestSettings(BaseModel):
 class RefineSettings(BaseModel):
     observation_codes: list[str] = ["8302-2", "29463-7", "39156-5"]
     excluded_statuses: list[str] = ["entered-in-error", "cancelled"]
+    worker_process_min_records: int = Field(200_000, ge=0)
 
 
 class DeriveSettings(BaseModel):

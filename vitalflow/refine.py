@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
+import multiprocessing
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from storage_backends.postgres import PostgresStore
 from vitalflow.config import Settings
+from vitalflow.database import create_observation_indexes, drop_observation_indexes
 from vitalflow.progress import Reporter, SilentReporter
 from vitalflow.raw import RawStore
 from vitalflow.reasons import Quarantine
 from vitalflow.standardise import (OBSERVATION_STAGE, PATIENT_STAGE, QUARANTINE_STAGE,
-                                   Standardiser)
+                                   StandardisedBatch, Standardiser)
 
 # Newest version wins: versionId, then lastUpdated, then the content hash as a stable tie-break,
 # so the outcome does not depend on the order records arrive in.
@@ -52,12 +58,10 @@ def refine(store: PostgresStore, raw: RawStore, settings: Settings, run_id: str,
            reporter: Reporter | None = None) -> RefineResult:
     """Refine every raw batch not refined before, in one transaction (all or nothing).
 
-    Python standardises chunk n+1 while PostgreSQL merges chunk n (a second thread waits on the
-    database), so both cores work. Patient batches go first so observations find their patient.
+    Patient batches go first so observations find their patient. Large runs standardise in a
+    worker process while this one merges the previous chunk, so both cores work.
     """
     reporter = reporter or SilentReporter()
-    standardiser = Standardiser(settings.refine.observation_codes,
-                                settings.refine.excluded_statuses, settings.ingest.max_record_bytes)
     result = RefineResult()
     with store.connect() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.pipeline'))")
@@ -68,25 +72,59 @@ def refine(store: PostgresStore, raw: RawStore, settings: Settings, run_id: str,
         result.batches = [b.batch_id for b in pending]
         start_seq = _create_stages(conn)
         merge = _ChunkMerge(store, conn)
-        with (reporter.step("refine", sum(b.records for b in pending)) as bar,
-              ThreadPoolExecutor(max_workers=1, thread_name_prefix="refine-db") as database):
-            merging: Future | None = None
-            for batch in pending:
-                for records in raw.read(batch.batch_id, settings.ingest.batch_rows):
-                    out = standardiser.run(records, batch.resource_type_hint)
-                    if merging is not None:
-                        merging.result()  # one chunk in flight; re-raises a database error
-                    merging = database.submit(merge.chunk, out)
-                    _tally(result, out)
-                    bar.advance(records.num_rows)
-            if merging is not None:
-                merging.result()
+        total = sum(b.records for b in pending)
+        chunks = ((records, batch.resource_type_hint) for batch in pending
+                  for records in raw.read(batch.batch_id, settings.ingest.batch_rows))
+        parallel = total >= settings.refine.worker_process_min_records
+        merge.open()
+        with reporter.step("refine", total) as bar:
+            for out, size in _standardised(chunks, settings, parallel):
+                merge.chunk(out)
+                _tally(result, out)
+                bar.advance(size)
         with reporter.step("merge into refined", None):
+            merge.close()
             _finish(conn, result, start_seq)
         conn.cursor().executemany(
             "INSERT INTO meta.refined_batch VALUES (%s, %s, now(), %s)",
             [(b.batch_id, run_id, b.records) for b in pending])
     return result
+
+
+_worker: Standardiser | None = None
+
+
+def _start_worker(codes: list[str], statuses: list[str], max_bytes: int) -> None:
+    global _worker
+    _worker = Standardiser(codes, statuses, max_bytes)
+
+
+def _run_worker(records: pa.RecordBatch, hint: str | None) -> StandardisedBatch:
+    return _worker.run(records, hint)
+
+
+def _standardised(chunks: Iterator[tuple[pa.RecordBatch, str | None]], settings: Settings,
+                  parallel: bool) -> Iterator[tuple[StandardisedBatch, int]]:
+    """Standardised chunks in input order, inline or from two worker processes."""
+    options = (settings.refine.observation_codes, settings.refine.excluded_statuses,
+               settings.ingest.max_record_bytes)
+    if not parallel:
+        standardiser = Standardiser(*options)
+        for records, hint in chunks:
+            yield standardiser.run(records, hint), records.num_rows
+        return
+    # spawn, not fork: the parent may hold threads (Prefect) and an open connection.
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_start_worker, initargs=options) as pool:
+        window: deque = deque()
+        for records, hint in chunks:
+            window.append((pool.submit(_run_worker, records, hint), records.num_rows))
+            if len(window) > 2:
+                future, size = window.popleft()
+                yield future.result(), size
+        while window:
+            future, size = window.popleft()
+            yield future.result(), size
 
 
 def _create_stages(conn: psycopg.Connection) -> int:
@@ -102,7 +140,7 @@ def _create_stages(conn: psycopg.Connection) -> int:
 
 
 class _ChunkMerge:
-    """Merges one standardised chunk into refined (runs on the database thread)."""
+    """Merges one standardised chunk into refined."""
 
     def __init__(self, store: PostgresStore, conn: psycopg.Connection) -> None:
         self.store = store
@@ -110,6 +148,12 @@ class _ChunkMerge:
         self.patient_cols = [c.name for c in PATIENT_STAGE]
         self.observation_cols = [c.name for c in OBSERVATION_STAGE]
         self.quarantine_cols = ", ".join(c.name for c in QUARANTINE_STAGE)
+        # On a first load no id can be in the table yet but those this run wrote: tracking
+        # them here saves a probe of the primary key per row.
+        self.first_load = not conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM refined.observation)").fetchone()[0]
+        self.written: set[str] = set()
+        self.known_patients: set[str] = set()
 
     def chunk(self, out) -> None:
         conn = self.conn
@@ -119,13 +163,55 @@ class _ChunkMerge:
             self.store.copy_arrow(conn, "stage_patient", out.patients)
             _latest_per_key(conn, "stage_patient", "patient_key")
             _upsert(conn, "refined.patient", "stage_patient", self.patient_cols, "patient_key")
+            self.known_patients.update(out.patients.column("patient_key").to_pylist())
         if out.observations.num_rows:
-            conn.execute("TRUNCATE stage_observation")
-            self.store.copy_arrow(conn, "stage_observation", out.observations)
-            _latest_per_key(conn, "stage_observation", "observation_id")
-            self._park_orphans()
-            _upsert(conn, "refined.observation", "stage_observation", self.observation_cols,
-                    "observation_id")
+            direct, rest = self._split_new(out.observations)
+            # New ids of known patients, once in the chunk: nothing to merge, COPY straight in.
+            self.store.copy_arrow(conn, "refined.observation", direct)
+            if self.first_load:
+                self.store.copy_arrow(conn, "stage_observation", rest)  # merged in close()
+            elif rest.num_rows:
+                conn.execute("TRUNCATE stage_observation")
+                self.store.copy_arrow(conn, "stage_observation", rest)
+                self._merge_observations()
+
+    def open(self) -> None:
+        if self.first_load:
+            drop_observation_indexes(self.conn)
+
+    def close(self) -> None:
+        if self.first_load:
+            create_observation_indexes(self.conn)
+            self._merge_observations()
+
+    def _merge_observations(self) -> None:
+        _latest_per_key(self.conn, "stage_observation", "observation_id")
+        self._park_orphans()
+        _upsert(self.conn, "refined.observation", "stage_observation", self.observation_cols,
+                "observation_id")
+
+    def _split_new(self, rows: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """Rows that can be COPYed straight in, and the rest, which need merging."""
+        keys = rows.column("observation_id")
+        counts = pc.value_counts(keys)
+        repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+        ids = keys.to_pylist()
+        if self.first_load:
+            existing = [key for key in ids if key in self.written]
+            self.written.update(ids)  # conservative: a parked orphan only takes the slow path
+        else:
+            existing = [r[0] for r in self.conn.execute(
+                "SELECT observation_id FROM refined.observation WHERE observation_id = ANY(%s)",
+                (ids,))]
+        patients = pc.unique(rows.column("patient_key")).to_pylist()
+        unknown = [key for key in patients if key not in self.known_patients]
+        self.known_patients.update(r[0] for r in self.conn.execute(
+            "SELECT patient_key FROM refined.patient WHERE patient_key = ANY(%s)", (unknown,)))
+        present = [key for key in patients if key in self.known_patients]
+        direct = pc.and_(
+            pc.invert(pc.is_in(keys, pa.concat_arrays([repeated, pa.array(existing, pa.string())]))),
+            pc.is_in(rows.column("patient_key"), pa.array(present, pa.string())))
+        return rows.filter(direct), rows.filter(pc.invert(direct))
 
     def _park_orphans(self) -> None:
         """Observations of unknown patients wait in observation_pending, quarantined."""
@@ -182,7 +268,6 @@ def _upsert(conn: psycopg.Connection, target: str, source: str, columns: list[st
 
 def _latest_per_key(conn: psycopg.Connection, stage: str, key: str) -> None:
     """Keep one row per key in a stage table: the newest version (see _RANK)."""
-    conn.execute(f"ANALYZE {stage}")
     # Only keys seen more than once need ranking: a hash aggregate finds them without sorting.
     conn.execute(f"""
         DELETE FROM {stage} s USING (

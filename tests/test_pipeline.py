@@ -168,7 +168,9 @@ def test_crash_before_commit_leaves_nothing_and_rerun_matches_clean_run(
 
     clean_settings = settings.model_copy(update={
         "paths": settings.paths.model_copy(update={"home": tmp_path / "clean"}),
-        "ingest": settings.ingest.model_copy(update={"batch_rows": 100_000})})
+        "ingest": settings.ingest.model_copy(update={"batch_rows": 100_000}),
+        # ... and standardised in worker processes, as large runs are.
+        "refine": settings.refine.model_copy(update={"worker_process_min_records": 0})})
     with psycopg.connect(pg_server.admin_url(), autocommit=True) as conn:
         conn.execute("CREATE DATABASE clean_run OWNER vitalflow")
     clean_url = pg_server.url("clean_run")

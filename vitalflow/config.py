@@ -35,7 +35,7 @@ class DatabaseSettings(BaseModel):
 
 
 class IngestSettings(BaseModel):
-    batch_rows: int = Field(100_000, gt=0)
+    batch_rows: int = Field(25_000, gt=0)
     max_record_bytes: int = Field(16 * 1024 * 1024, gt=0)
 
 

@@ -6,8 +6,7 @@ import math
 import re
 from datetime import UTC, date, datetime
 
-
-from vitalflow.catalog import LOINC, MEASURES, UCUM, Measure, is_valid_loinc
+from vitalflow.catalog import LOINC, UCUM, Measure, is_valid_loinc
 from vitalflow.reasons import Filtered, Quarantine
 
 OBSERVATION_STATUSES = frozenset({"registered", "preliminary", "final", "amended", "corrected",

@@ -221,3 +221,24 @@ def test_bad_inputs_never_crash_the_run(settings, tmp_path):
     assert summary["quarantine_reasons"] == {"malformed_json": 1, "record_too_large": 1}
     assert len(summary["ingest"]["errors"]) == 1 and "broken.ndjson.gz" in \
         summary["ingest"]["errors"][0]
+
+
+def test_sql_metrics_match_the_python_definitions(settings, generated):
+    from vitalflow.metrics import bmi, summarise_age_bands, weight_category
+
+    pipeline.run(settings, generated[0])
+    with psycopg.connect(settings.database.url) as conn:
+        cursor = conn.execute("SELECT sex, height_cm, weight_kg, bmi, weight_category, age_years "
+                              "FROM derived.patient_bmi_latest")
+        names = [d.name for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        summary = conn.execute(SNAPSHOT_QUERIES["summary"]).fetchall()
+    assert rows
+    for row in rows:
+        if row["height_cm"] is not None:
+            assert row["bmi"] == pytest.approx(bmi(row["weight_kg"], row["height_cm"]))
+        assert row["weight_category"] == weight_category(row["bmi"], row["age_years"])
+    expected = summarise_age_bands(rows, settings.derive.age_bands)
+    assert [tuple(r.values()) for r in expected] == [
+        (band, sex, category, patients, pytest.approx(mean) if mean is not None else None)
+        for band, sex, category, patients, mean in summary]

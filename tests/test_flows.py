@@ -59,3 +59,38 @@ def test_transient_errors_are_retried_and_bad_data_is_not():
     assert is_transient(None, None, failed(TimeoutError()))
     assert not is_transient(None, None, failed(ValueError("bad data")))
     assert os.environ.get("PREFECT_SERVER_ANALYTICS_ENABLED") == "false"
+
+
+def test_a_transient_failure_is_retried_under_prefect(harness):
+    from prefect import flow, task
+
+    from flows.pipeline import _retrying
+    from storage_backends.postgres import BackendUnavailable
+
+    attempts = []
+
+    @task(**{**_retrying, "retry_delay_seconds": 0})
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise BackendUnavailable("PostgreSQL at 127.0.0.1:1 is not reachable")
+        return "done"
+
+    @task(**{**_retrying, "retry_delay_seconds": 0})
+    def bad_data() -> None:
+        attempts.append(1)
+        raise ValueError("refine.observation_codes ['x'] have no measure definition")
+
+    @flow
+    def retried() -> str:
+        return flaky()
+
+    @flow
+    def not_retried() -> None:
+        bad_data()
+
+    assert retried() == "done" and len(attempts) == 2
+    attempts.clear()
+    with pytest.raises(ValueError):
+        not_retried()
+    assert len(attempts) == 1

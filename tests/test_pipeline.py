@@ -242,3 +242,26 @@ def test_sql_metrics_match_the_python_definitions(settings, generated):
     assert [tuple(r.values()) for r in expected] == [
         (band, sex, category, patients, pytest.approx(mean) if mean is not None else None)
         for band, sex, category, patients, mean in summary]
+
+
+def test_incremental_derive_rewrites_only_changed_patients(settings, tmp_path):
+    write_ndjson(tmp_path / "1" / "Patient.ndjson", [patient("a"), patient("b")])
+    write_ndjson(tmp_path / "1" / "Observation.ndjson", [
+        observation(f"{p}-{kind}", p, kind, value, "2020-01-01T10:00:00Z")
+        for p in ("a", "b") for kind, value in (("height", 170), ("weight", 70))])
+    pipeline.run(settings, tmp_path / "1")
+    with psycopg.connect(settings.database.url) as conn:
+        before = dict(conn.execute(
+            "SELECT patient_key, computed_at FROM derived.patient_bmi_latest").fetchall())
+    write_ndjson(tmp_path / "2" / "Observation.ndjson",
+                 [observation("a-weight-2", "a", "weight", 95, "2020-12-01T10:00:00Z")])
+    summary = pipeline.run(settings, tmp_path / "2")
+    assert summary["derive"]["changed_patients"] == 1
+    assert summary["derive"]["bmi_rows_written"] == 1
+    with psycopg.connect(settings.database.url) as conn:
+        after = dict(conn.execute(
+            "SELECT patient_key, computed_at FROM derived.patient_bmi_latest").fetchall())
+        category = conn.execute("SELECT weight_category FROM derived.patient_bmi_latest "
+                                "WHERE patient_key = 'a'").fetchone()[0]
+    assert after["b"] == before["b"] and after["a"] > before["a"]
+    assert category == "obese"  # 95 kg at 170 cm, the height from within the year before

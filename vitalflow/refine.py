@@ -58,8 +58,8 @@ def refine(store: PostgresStore, raw: RawStore, settings: Settings, run_id: str,
            reporter: Reporter | None = None) -> RefineResult:
     """Refine every raw batch not refined before, in one transaction (all or nothing).
 
-    Patient batches go first so observations find their patient. Large runs standardise in a
-    worker process while this one merges the previous chunk, so both cores work.
+    Patient batches go first so observations find their patient. Large runs standardise in two
+    worker processes while this one merges the previous chunk, so both cores work.
     """
     reporter = reporter or SilentReporter()
     result = RefineResult()
@@ -91,6 +91,7 @@ def refine(store: PostgresStore, raw: RawStore, settings: Settings, run_id: str,
     return result
 
 
+# One Standardiser per worker process, built once by the pool's initializer.
 _worker: Standardiser | None = None
 
 

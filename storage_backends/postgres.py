@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from storage_backends.sql import comment_statements, create_table
@@ -57,9 +58,20 @@ class PostgresStore:
         if data.num_rows == 0:
             return 0
         buffer = io.BytesIO()
-        pacsv.write_csv(data, buffer, pacsv.WriteOptions(include_header=False,
-                                                         quoting_style="needed"))
+        pacsv.write_csv(_text_timestamps(data), buffer,
+                        pacsv.WriteOptions(include_header=False, quoting_style="needed"))
         columns = ", ".join(data.column_names)
         with conn.cursor().copy(f"COPY {target} ({columns}) FROM STDIN (FORMAT csv)") as copy:
             copy.write(buffer.getbuffer())
         return data.num_rows
+
+
+def _text_timestamps(data: pa.Table) -> pa.Table:
+    """Timestamps as ISO text: Arrow's CSV writer formats them some 50 times slower."""
+    for index, field in enumerate(data.schema):
+        if pa.types.is_timestamp(field.type):
+            # %S carries the fraction of a second at the column's resolution.
+            text = pc.strftime(data.column(index), format="%Y-%m-%dT%H:%M:%S" +
+                               ("%z" if field.type.tz else ""))
+            data = data.set_column(index, field.name, text)
+    return data

@@ -265,3 +265,18 @@ def test_incremental_derive_rewrites_only_changed_patients(settings, tmp_path):
                                 "WHERE patient_key = 'a'").fetchone()[0]
     assert after["b"] == before["b"] and after["a"] > before["a"]
     assert category == "obese"  # 95 kg at 170 cm, the height from within the year before
+
+
+def test_timestamps_keep_their_instant_through_copy(settings, tmp_path):
+    from datetime import UTC, datetime
+
+    write_ndjson(tmp_path / "in" / "Patient.ndjson", [patient("p1")])
+    write_ndjson(tmp_path / "in" / "Observation.ndjson", [
+        observation("o1", "p1", "weight", 70, "2020-06-01T10:30:15.250+02:00"),
+        observation("o2", "p1", "height", 170, "2020-06-01")])
+    pipeline.run(settings, tmp_path / "in")
+    with psycopg.connect(settings.database.url) as conn:
+        stamps = dict(conn.execute("SELECT observation_id, effective_at FROM refined.observation"
+                                   ).fetchall())
+    assert stamps["o1"] == datetime(2020, 6, 1, 8, 30, 15, 250000, tzinfo=UTC)
+    assert stamps["o2"] == datetime(2020, 6, 1, tzinfo=UTC)

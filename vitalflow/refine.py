@@ -24,10 +24,13 @@ from vitalflow.standardise import (OBSERVATION_STAGE, PATIENT_STAGE, QUARANTINE_
 
 # Newest version wins: versionId, then lastUpdated, then the content hash as a stable tie-break,
 # so the outcome does not depend on the order records arrive in.
-_RANK = ("coalesce({t}version, -1), coalesce({t}last_updated, '-infinity'::timestamptz), "
-         "{t}content_hash")
-_NEWEST_FIRST = ("coalesce(version, -1) DESC, coalesce(last_updated, '-infinity'::timestamptz) "
-                 "DESC, content_hash DESC")
+_RANK_TERMS = ("coalesce({t}version, -1)", "coalesce({t}last_updated, '-infinity'::timestamptz)",
+               "{t}content_hash")
+
+
+def _rank(alias: str = "", order: str = "") -> str:
+    """The version-ranking key of a row, e.g. _rank("t.") or _rank(order=" DESC")."""
+    return ", ".join(term.format(t=alias) + order for term in _RANK_TERMS)
 
 
 @dataclass
@@ -132,6 +135,7 @@ def _create_stages(conn: psycopg.Connection) -> int:
     """Temporary stage tables; returns the change sequence value before this run's writes."""
     for name, source, columns in (("stage_patient", "refined.patient", PATIENT_STAGE),
                                   ("stage_observation", "refined.observation", OBSERVATION_STAGE),
+                                  ("stage_orphan", "refined.observation", OBSERVATION_STAGE),
                                   ("stage_quarantine", "refined.quarantine", QUARANTINE_STAGE)):
         names = ", ".join(c.name for c in columns)
         conn.execute(f"CREATE TEMP TABLE {name} ON COMMIT DROP AS "
@@ -217,9 +221,6 @@ class _ChunkMerge:
     def _park_orphans(self) -> None:
         """Observations of unknown patients wait in observation_pending, quarantined."""
         conn = self.conn
-        conn.execute("""
-            CREATE TEMP TABLE IF NOT EXISTS stage_orphan ON COMMIT DROP AS
-            SELECT * FROM stage_observation WITH NO DATA""")
         conn.execute("TRUNCATE stage_orphan")
         conn.execute("""
             WITH gone AS (
@@ -251,28 +252,25 @@ def _tally(result: RefineResult, out) -> None:
 
 
 def _upsert(conn: psycopg.Connection, target: str, source: str, columns: list[str],
-            key: str) -> int:
+            key: str) -> None:
     """Insert rows of source, replacing existing rows only with a strictly newer version."""
     names = ", ".join(columns)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
-    row = conn.execute(f"""
-        WITH written AS (
-          INSERT INTO {target} AS t ({names}, change_seq, refined_at)
-          SELECT {names}, nextval('meta.change_seq'), now() FROM {source} ORDER BY {key}
-          ON CONFLICT ({key}) DO UPDATE SET {updates}, change_seq = EXCLUDED.change_seq,
-                                            refined_at = EXCLUDED.refined_at
-          WHERE ({_RANK.format(t='EXCLUDED.')}) > ({_RANK.format(t='t.')})
-          RETURNING 1)
-        SELECT count(*) FROM written""").fetchone()
-    return row[0]
+    conn.execute(f"""
+        INSERT INTO {target} AS t ({names}, change_seq, refined_at)
+        SELECT {names}, nextval('meta.change_seq'), now() FROM {source}
+        ON CONFLICT ({key}) DO UPDATE SET {updates}, change_seq = EXCLUDED.change_seq,
+                                          refined_at = EXCLUDED.refined_at
+        WHERE ({_rank('EXCLUDED.')}) > ({_rank('t.')})""")
 
 
 def _latest_per_key(conn: psycopg.Connection, stage: str, key: str) -> None:
-    """Keep one row per key in a stage table: the newest version (see _RANK)."""
+    """Keep one row per key in a stage table: the newest version (see _rank)."""
     # Only keys seen more than once need ranking: a hash aggregate finds them without sorting.
     conn.execute(f"""
         DELETE FROM {stage} s USING (
-          SELECT ctid, row_number() OVER (PARTITION BY {key} ORDER BY {_NEWEST_FIRST}) AS rn
+          SELECT ctid,
+                 row_number() OVER (PARTITION BY {key} ORDER BY {_rank(order=' DESC')}) AS rn
             FROM {stage} WHERE {key} IN (
               SELECT {key} FROM {stage} GROUP BY {key} HAVING count(*) > 1)) r
         WHERE s.ctid = r.ctid AND r.rn > 1""")

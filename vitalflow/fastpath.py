@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import math
-from datetime import date
-
 import msgspec
 
-from vitalflow.catalog import LOINC, UCUM, Measure
-from vitalflow.fhir_rules import (OBSERVATION_STATUSES, Rejected, meta_values, parse_date,
-                                  parse_datetime)
+from vitalflow.catalog import LOINC, Measure
+from vitalflow.fhir_rules import (OBSERVATION_STATUSES, Rejected, canonical_value, meta_values,
+                                  parse_datetime, patient_key_of, patient_row)
 
 
 class _Coding(msgspec.Struct):
@@ -56,7 +53,6 @@ class _Patient(msgspec.Struct, tag_field="resourceType", tag="Patient"):
 
 
 _decoder = msgspec.json.Decoder(_Observation | _Patient)
-_GENDERS = frozenset({"male", "female", "other", "unknown", None})
 
 
 class FastPath:
@@ -88,38 +84,20 @@ class FastPath:
                 break
         else:
             return None
-        reference = obs.subject.reference or ""
-        if reference.startswith("urn:uuid:"):
-            patient_key = reference[9:].strip()
-        elif reference.startswith("Patient/") and reference.count("/") == 1:
-            patient_key = reference[8:]
-        else:
-            return None
-        quantity = obs.valueQuantity
-        value = quantity.value
-        if not patient_key or value is None or not math.isfinite(value):
-            return None
-        ucum = quantity.code if quantity.system in (UCUM, None) else None
-        source_unit = ucum or quantity.unit
-        canonical = measure.to_canonical(value, source_unit) if source_unit else None
-        if canonical is None:
-            return None
+        canonical, source_unit = canonical_value(
+            measure, obs.valueQuantity.value, obs.valueQuantity.system,
+            obs.valueQuantity.code, obs.valueQuantity.unit)
         version, updated = meta_values(obs.meta and obs.meta.versionId,
-                                        obs.meta and obs.meta.lastUpdated)
-        return "Observation", (obs.id, patient_key, measure.name, LOINC, code, canonical,
-                               measure.unit, value, source_unit,
+                                       obs.meta and obs.meta.lastUpdated)
+        return "Observation", (obs.id, patient_key_of(obs.subject.reference), measure.name,
+                               LOINC, code, canonical, measure.unit, obs.valueQuantity.value,
+                               source_unit,
                                parse_datetime(obs.effectiveDateTime, "effectiveDateTime"),
                                obs.status, version, updated)
 
-    def _patient(self, patient: _Patient) -> tuple[str, tuple] | None:
-        if patient.gender not in _GENDERS or not patient.id.strip():
-            return None
-        birth = parse_date(patient.birthDate, "birthDate") if patient.birthDate is not None else None
-        if birth and birth > date.today():
-            return None
-        deceased = patient.deceasedDateTime
-        version, updated = meta_values(patient.meta and patient.meta.versionId,
-                                        patient.meta and patient.meta.lastUpdated)
-        return "Patient", (patient.id, patient.gender, birth,
-                           parse_datetime(deceased, "deceasedDateTime") if deceased else None,
-                           version, updated)
+    def _patient(self, patient: _Patient) -> tuple[str, tuple]:
+        meta = patient.meta
+        return "Patient", patient_row(patient.id, patient.gender, patient.birthDate,
+                                      patient.deceasedDateTime,
+                                      *meta_values(meta and meta.versionId,
+                                                   meta and meta.lastUpdated))

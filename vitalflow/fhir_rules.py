@@ -52,8 +52,12 @@ def parse_date(value: object, what: str) -> date:
 
 
 def reference_id(subject: object) -> str:
+    """Patient id of an Observation.subject (see patient_key_of)."""
+    return patient_key_of(subject.get("reference") if isinstance(subject, dict) else None)
+
+
+def patient_key_of(reference: object) -> str:
     """Patient id from 'Patient/<id>', 'urn:uuid:<id>' or an absolute '.../Patient/<id>' URL."""
-    reference = subject.get("reference") if isinstance(subject, dict) else None
     if not isinstance(reference, str) or not reference.strip():
         raise Rejected(Quarantine.MISSING_SUBJECT, "Observation.subject.reference is missing")
     if reference.startswith("urn:uuid:") and reference[9:].strip():
@@ -83,25 +87,31 @@ def meta_values(version: object, updated: object) -> tuple[int | None, datetime 
     return number, stamp
 
 
-def _resource_id(resource: dict) -> str:
-    rid = resource.get("id")
+def _valid_id(rid: object) -> str:
     if not isinstance(rid, str) or not rid.strip():
         raise Rejected(Quarantine.MISSING_ID, "resource has no id")
     return rid
 
 
+def _resource_id(resource: dict) -> str:
+    return _valid_id(resource.get("id"))
+
+
 def standardise_patient(resource: dict) -> tuple:
     """A row in PATIENT_STAGE order, without the lineage columns."""
-    gender = resource.get("gender")
+    return patient_row(resource.get("id"), resource.get("gender"), resource.get("birthDate"),
+                       resource.get("deceasedDateTime"), *_meta(resource))
+
+
+def patient_row(rid: object, gender: object, birth: object, deceased: object,
+                version: int | None, updated: datetime | None) -> tuple:
+    """Checks a Patient's fields and returns its row; shared by both decoders."""
     if gender is not None and (not isinstance(gender, str) or gender not in GENDERS):
         raise Rejected(Quarantine.INVALID_GENDER, "gender is not an administrative-gender code")
-    birth = resource.get("birthDate")
     birth_date = parse_date(birth, "birthDate") if birth is not None else None
     if birth_date and birth_date > date.today():
         raise Rejected(Quarantine.INVALID_DATE, "birthDate is in the future")
-    deceased = resource.get("deceasedDateTime")
-    version, updated = _meta(resource)
-    return (_resource_id(resource), gender, birth_date,
+    return (_valid_id(rid), gender, birth_date,
             parse_datetime(deceased, "deceasedDateTime") if deceased else None, version, updated)
 
 
@@ -144,17 +154,27 @@ def standardise_observation(resource: dict, scope: dict[str, Measure],
     patient_key = reference_id(resource.get("subject"))
     effective_at = _effective(resource)
     quantity = resource.get("valueQuantity")
-    value = quantity.get("value") if isinstance(quantity, dict) else None
+    if not isinstance(quantity, dict):
+        quantity = {}
+    canonical, source_unit = canonical_value(measure, quantity.get("value"),
+                                             quantity.get("system"), quantity.get("code"),
+                                             quantity.get("unit"))
+    version, updated = _meta(resource)
+    return (observation_id, patient_key, measure.name, LOINC, code, canonical, measure.unit,
+            float(quantity["value"]), source_unit, effective_at, status, version, updated)
+
+
+def canonical_value(measure: Measure, value: object, system: object, code: object,
+                    unit: object) -> tuple[float, str]:
+    """The value in the measure's canonical unit, and the unit it came in; shared by both
+    decoders. The UCUM code is preferred; the free-text unit is the fallback."""
     if value is None:
         raise Rejected(Quarantine.MISSING_VALUE, "no valueQuantity.value")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise Rejected(Quarantine.INVALID_VALUE, "valueQuantity.value is not a finite number")
-    ucum = quantity.get("code") if quantity.get("system") in (UCUM, None) else None
-    source_unit = ucum or quantity.get("unit")
+    source_unit = (code if system in (UCUM, None) else None) or unit
     canonical = measure.to_canonical(value, source_unit) if isinstance(source_unit, str) else None
     if canonical is None:
         raise Rejected(Quarantine.UNKNOWN_UNIT,
                        f"unit {str(source_unit)[:40]!r} is not convertible to {measure.unit}")
-    version, updated = _meta(resource)
-    return (observation_id, patient_key, measure.name, LOINC, code, canonical, measure.unit,
-            float(value), source_unit, effective_at, status, version, updated)
+    return canonical, source_unit

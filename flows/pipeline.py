@@ -66,7 +66,8 @@ def vitalflow_pipeline(input_path: str, full_derive: bool = False) -> dict:
     summary = derive_age_band_summary_flow(store.url)
     counts = {t: c.as_dict() for t, c in refined.counts.items()}
     pipeline.record_run(store, run_id, "succeeded", counts)
-    print(f"run {run_id}: {ingested.new_batches} new batches, {sum(c['read'] for c in counts.values())} "
+    read = sum(c["read"] for c in counts.values())
+    print(f"run {run_id}: {ingested.new_batches} new batches, {read} "
           f"records read; derived {bmi['written']} BMI rows, {summary['written']} summary rows")
     return {"run_id": run_id, "counts": counts, "patient_bmi_latest": bmi,
             "age_band_summary": summary}

@@ -1,4 +1,4 @@
-"""PostgreSQL engine: connections with clear errors, DDL from table descriptions, COPY of Arrow data."""
+"""PostgreSQL engine: connections with clear errors, DDL from table descriptions, Arrow COPY."""
 
 from __future__ import annotations
 

@@ -212,7 +212,8 @@ def test_bad_inputs_never_crash_the_run(settings, tmp_path):
     folder = tmp_path / "bad"
     folder.mkdir()
     (folder / "Observation.ndjson").write_bytes(b"")
-    (folder / "Patient.ndjson").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+    (folder / "Patient.ndjson").write_bytes(png)
     (folder / "Observation-big.ndjson").write_text('{"resourceType": "Observation", "id": "x", '
                                                    '"note": "' + "x" * (50 * 1024 * 1024) + '"}\n')
     (folder / "broken.ndjson.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")

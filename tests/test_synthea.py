@@ -1,4 +1,4 @@
-"""The real Synthea sample (../shared): every height and weight refined, BMI agrees with Synthea's."""
+"""The real Synthea sample (../shared): all heights and weights refined, BMI as Synthea's."""
 
 from __future__ import annotations
 

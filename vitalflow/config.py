@@ -54,7 +54,8 @@ class DeriveSettings(BaseModel):
     @classmethod
     def _ascending_from_zero(cls, bands: list[int]) -> list[int]:
         if not bands or bands[0] != 0 or any(low >= high for low, high in zip(bands, bands[1:])):
-            raise ValueError("age_bands must start at 0 and be strictly ascending, e.g. [0, 18, 65]")
+            raise ValueError("age_bands must start at 0 and be strictly ascending, "
+                             "e.g. [0, 18, 65]")
         return bands
 
 

@@ -89,17 +89,23 @@ def run(settings: Settings, input_path: Path, reporter: Reporter | None = None) 
     """Run all three stages and return the run summary (see summarise)."""
     reporter = reporter or SilentReporter()
     timings: dict[str, float] = {}
-    started = time.perf_counter()
     store = open_store(settings)
     run_id = new_run_id()
     record_run(store, run_id, "running")
     try:
+        lap = time.perf_counter()
+
+        def timed(stage: str) -> None:
+            nonlocal lap
+            now = time.perf_counter()
+            timings[stage], lap = now - lap, now
+
         ingested = ingest(settings, input_path, reporter)
-        timings["ingest"] = time.perf_counter() - started
+        timed("ingest")
         refined = refine_stage(settings, store, run_id, reporter)
-        timings["refine"] = time.perf_counter() - started - timings["ingest"]
+        timed("refine")
         derived = derive_stage(settings, store)
-        timings["derive"] = time.perf_counter() - started - timings["ingest"] - timings["refine"]
+        timed("derive")
     except BaseException:
         record_run(store, run_id, "failed")
         raise

@@ -102,11 +102,8 @@ class RawStore:
     def manifest(self) -> list[Batch]:
         if not self.manifest_dir.exists():
             return []
-        return sorted((Batch(**json.loads(p.read_text())) for p in self.manifest_dir.glob("*.json")),
+        return sorted((_read_batch(p) for p in self.manifest_dir.glob("*.json")),
                       key=lambda b: (b.ingested_at, b.batch_id))
-
-    def has_batch(self, batch_id: str) -> bool:
-        return (self.manifest_dir / f"{batch_id}.json").exists()
 
     def ingest(self, path: Path, reporter: Reporter | None = None,
                batch_rows: int = 100_000) -> IngestResult:
@@ -116,8 +113,9 @@ class RawStore:
         except OSError as exc:
             raise IngestError(f"cannot read {path}: {exc.strerror}") from exc
         batch_id = sha[:32]
-        if self.has_batch(batch_id):
-            return IngestResult(next(b for b in self.manifest() if b.batch_id == batch_id), False)
+        entry = self.manifest_dir / f"{batch_id}.json"
+        if entry.exists():
+            return IngestResult(_read_batch(entry), False)
         self.batches_dir.mkdir(parents=True, exist_ok=True)
         self.manifest_dir.mkdir(parents=True, exist_ok=True)
         source_uri = path.resolve().as_uri()
@@ -141,9 +139,8 @@ class RawStore:
         partial.chmod(0o444)
         partial.replace(target)
         batch = Batch(batch_id, sha, path.stat().st_size, records, reader.blank_lines,
-                      reader.format, resource_type_hint(path.name), source_uri, datetime.now(UTC).isoformat(),
-                      _who(), __version__)
-        entry = self.manifest_dir / f"{batch_id}.json"
+                      reader.format, resource_type_hint(path.name), source_uri,
+                      datetime.now(UTC).isoformat(), _who(), __version__)
         tmp = entry.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(batch), indent=1))
         tmp.replace(entry)  # the manifest entry is the commit point of a batch
@@ -151,6 +148,10 @@ class RawStore:
 
     def read(self, batch_id: str, batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:
         return pq.ParquetFile(self.batch_path(batch_id)).iter_batches(batch_size=batch_rows)
+
+
+def _read_batch(entry: Path) -> Batch:
+    return Batch(**json.loads(entry.read_text()))
 
 
 def _who() -> str:

@@ -213,9 +213,9 @@ class _ChunkMerge:
         self.known_patients.update(r[0] for r in self.conn.execute(
             "SELECT patient_key FROM refined.patient WHERE patient_key = ANY(%s)", (unknown,)))
         present = [key for key in patients if key in self.known_patients]
-        direct = pc.and_(
-            pc.invert(pc.is_in(keys, pa.concat_arrays([repeated, pa.array(existing, pa.string())]))),
-            pc.is_in(rows.column("patient_key"), pa.array(present, pa.string())))
+        merge_needed = pa.concat_arrays([repeated, pa.array(existing, pa.string())])
+        direct = pc.and_(pc.invert(pc.is_in(keys, merge_needed)),
+                         pc.is_in(rows.column("patient_key"), pa.array(present, pa.string())))
         return rows.filter(direct), rows.filter(pc.invert(direct))
 
     def _park_orphans(self) -> None:

@@ -90,7 +90,8 @@ class Standardiser:
                 resource = self._parse(text)
                 resource_type = resource["resourceType"]
                 if resource_type == "Observation":
-                    resource_id = resource.get("id") if isinstance(resource.get("id"), str) else None
+                    rid = resource.get("id")
+                    resource_id = rid if isinstance(rid, str) else None
                     row = standardise_observation(resource, self.scope, self.excluded)
                     observations.append(_with_lineage(row, raw_id, text))
                 elif resource_type == "Patient":

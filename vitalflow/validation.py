@@ -12,13 +12,10 @@ from vitalflow.tables import Column
 
 _DTYPES = {"text": "string", "float": "float64", "int": "Int64", "bool": "boolean",
            "date": "object", "timestamp": "datetime64[us, UTC]", "json": "string"}
-_RANGES = {m.name: (m.low, m.high) for m in MEASURES.values()}
+_LOWS = {m.name: m.low for m in MEASURES.values()}
+_HIGHS = {m.name: m.high for m in MEASURES.values()}
 _UNITS = {m.name: m.unit for m in MEASURES.values()}
 RANGE_CHECK = "value_in_physiological_range"
-
-
-_LOWS = {name: low for name, (low, _) in _RANGES.items()}
-_HIGHS = {name: high for name, (_, high) in _RANGES.items()}
 
 
 def _in_range(frame: pd.DataFrame) -> pd.Series:
@@ -30,7 +27,7 @@ def _in_range(frame: pd.DataFrame) -> pd.Series:
 def observation_schema(columns: list[Column]) -> pa_schema.DataFrameSchema:
     """The refined.observation contract: types, nullability, canonical units, plausible values."""
     checks = {
-        "measure": [pa_schema.Check.isin(list(_RANGES))],
+        "measure": [pa_schema.Check.isin(list(_UNITS))],
         "unit": [pa_schema.Check.isin(sorted(set(_UNITS.values())))],
         "observation_id": [pa_schema.Check.str_length(1, 64)],
     }

@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("vitalflow needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,all]'
 	@touch $(STAMP)
 
 ## Run the pipeline on INPUT (default: a generated sample) against the embedded PostgreSQL.
@@ -35,7 +35,7 @@ services-down: $(STAMP)
 
 ## Throughput on the Synthea file and a generated 1M-observation set (see README).
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[test,all,bench]'
 	$(BIN)/python -m benchmarks.throughput $(BENCH_ARGS)
 
 clean:

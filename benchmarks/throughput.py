@@ -286,7 +286,7 @@ def bulk_load_floor(settings, store, table: str, reporter) -> int:
 
 
 def _redacted_settings(settings) -> dict:
-    from storage_backends.postgres import redact
+    from storage_backends.base import redact
 
     dumped = settings.model_dump(mode="json")
     dumped["database"]["url"] = redact(dumped["database"]["url"])

@@ -9,7 +9,8 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect.tasks import exponential_backoff
 
-from storage_backends.postgres import BackendUnavailable, PostgresStore
+from storage_backends.base import BackendUnavailable
+from storage_backends.postgres import PostgresBackend
 from vitalflow import pipeline
 from vitalflow.config import load_settings
 from vitalflow.derive import BMI_FLOW, SUMMARY_FLOW, derive_age_band_summary, derive_patient_bmi
@@ -44,13 +45,13 @@ age_band_summary_task = task(derive_age_band_summary, name="derive_age_band_summ
 @flow(name=BMI_FLOW)
 def derive_patient_bmi_flow(database_url: str, full: bool = False) -> dict:
     """Owner of derived.patient_bmi_latest."""
-    return patient_bmi_task(PostgresStore(database_url), load_settings().derive, full)
+    return patient_bmi_task(PostgresBackend(database_url), load_settings().derive, full)
 
 
 @flow(name=SUMMARY_FLOW)
 def derive_age_band_summary_flow(database_url: str) -> dict:
     """Owner of derived.age_band_summary."""
-    return age_band_summary_task(PostgresStore(database_url), load_settings().derive)
+    return age_band_summary_task(PostgresBackend(database_url), load_settings().derive)
 
 
 @flow(name="vitalflow-pipeline", log_prints=True)

@@ -1,9 +1,8 @@
-"""PostgreSQL engine: connections with clear errors, DDL from table descriptions, Arrow COPY."""
+"""PostgreSQL engine: psycopg 3, COPY for loads, INSERT … ON CONFLICT merges from staging tables."""
 
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,38 +11,54 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from storage_backends.sql import comment_statements, create_table
+from storage_backends.base import Backend, BackendUnavailable, Capabilities, Filter, redact
+from storage_backends.sql import comment_statements, create_table, where_clause
 from vitalflow.tables import Table
 
 
-class BackendUnavailable(RuntimeError):
-    """The database cannot be reached; the message names it and says how to start it."""
+class PostgresBackend(Backend):
+    """A PostgreSQL database reached by a libpq URL; layers are schemas."""
 
-
-def redact(url: str) -> str:
-    """The URL without any password, safe for logs and errors."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", re.sub(r"password=[^&\s]+", "password=***",
-                                                           url))
-
-
-class PostgresStore:
-    """A PostgreSQL database reached by a libpq URL."""
+    name = "PostgreSQL"
+    capabilities = Capabilities(transactions=True, time_travel=False, enforces_keys=True)
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        super().__init__(url)
+        self._conn: psycopg.Connection | None = None  # held open inside transaction()
 
     @contextmanager
     def connect(self, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+        """A new connection, committed when the block ends without error."""
         try:
             conn = psycopg.connect(self.url, autocommit=autocommit, connect_timeout=10)
         except psycopg.OperationalError as exc:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise BackendUnavailable(
-                f"PostgreSQL at {redact(self.url)} is not reachable ({reason}). Start the "
-                "embedded server with `vitalflow services up`, or set VITALFLOW__DATABASE__URL "
-                "to a running server.") from None
+                f"PostgreSQL at {redact(self.url)} is not reachable ({redact(reason)}). Start "
+                "the embedded server with `vitalflow services up`, or set "
+                "VITALFLOW__DATABASE__URL to a running server.") from None
         with conn:
             yield conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        if self._conn is not None:
+            yield self._conn
+        else:
+            with self.connect() as conn:
+                yield conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if self._conn is not None:  # nested: the outer transaction decides
+            yield
+            return
+        with self.connect() as conn:
+            self._conn = conn
+            try:
+                yield
+            finally:
+                self._conn = None
 
     def ensure_tables(self, conn: psycopg.Connection, tables: tuple[Table, ...]) -> None:
         for table in tables:
@@ -64,6 +79,93 @@ class PostgresStore:
         with conn.cursor().copy(f"COPY {target} ({columns}) FROM STDIN (FORMAT csv)") as copy:
             copy.write(buffer.getbuffer())
         return data.num_rows
+
+    # -- primitives ---------------------------------------------------------------------------
+
+    def _create(self, table: Table) -> None:
+        with self._connection() as conn:
+            self.ensure_tables(conn, (table,))
+
+    def _append(self, table: Table, data: pa.Table) -> None:
+        with self._connection() as conn:
+            self.copy_arrow(conn, table.qualified_name, data)
+
+    def _upsert(self, table: Table, data: pa.Table) -> None:
+        names = ", ".join(table.column_names)
+        keys = ", ".join(table.primary_key)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in table.column_names
+                            if c not in table.primary_key)
+        action = f"UPDATE SET {updates}" if updates else "NOTHING"
+        with self._connection() as conn:
+            stage = self._stage(conn, table, data)
+            conn.execute(f"INSERT INTO {table.qualified_name} ({names}) SELECT {names} "
+                         f"FROM {stage} ON CONFLICT ({keys}) DO {action}")
+            conn.execute(f"DROP TABLE {stage}")
+
+    def _delete(self, table: Table, keys: pa.Table) -> None:
+        match = " AND ".join(f"t.{k} = s.{k}" for k in table.primary_key)
+        with self._connection() as conn:
+            stage = self._stage(conn, table, keys)
+            conn.execute(f"DELETE FROM {table.qualified_name} t USING {stage} s WHERE {match}")
+            conn.execute(f"DROP TABLE {stage}")
+
+    def _read(self, table: Table, columns: list[str], where: list[Filter],
+              snapshot: int | None) -> pa.Table:
+        params: list = []
+
+        def bind(value) -> str:
+            params.append(value)
+            return "%s"
+
+        def in_list(column: str, values: list, negated: bool) -> str:
+            return f"{'NOT ' if negated else ''}{column} = ANY({bind(values)})"
+
+        selected = ", ".join(_as_text(table, c) for c in columns)
+        query = (f"SELECT {selected} FROM {table.qualified_name}"
+                 f"{where_clause(where, bind, in_list)}")
+        buffer = io.BytesIO()
+        with self._connection() as conn, conn.cursor() as cursor:
+            with cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)", params) as copy:
+                for block in copy:
+                    buffer.write(block)
+        schema = pa.schema([table.arrow_schema.field(c) for c in columns])
+        if not buffer.getbuffer().nbytes:
+            return schema.empty_table()
+        buffer.seek(0)
+        return pacsv.read_csv(
+            buffer, read_options=pacsv.ReadOptions(column_names=columns),
+            convert_options=pacsv.ConvertOptions(
+                column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=False,
+                true_values=["t"], false_values=["f"]))
+
+    def _count(self, table: Table) -> int:
+        with self._connection() as conn:
+            return conn.execute(f"SELECT count(*) FROM {table.qualified_name}").fetchone()[0]
+
+    def _exists(self, table: Table) -> bool:
+        with self._connection() as conn:
+            return conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                (table.qualified_name,)).fetchone()[0]
+
+    def _drop(self, table: Table) -> None:
+        with self._connection() as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {table.qualified_name}")
+
+    def _stage(self, conn: psycopg.Connection, table: Table, data: pa.Table) -> str:
+        """A temporary table with data's columns, typed like the target's."""
+        stage = f"stage_{table.layer}_{table.name}"
+        conn.execute(f"CREATE TEMP TABLE {stage} AS SELECT {', '.join(data.column_names)} "
+                     f"FROM {table.qualified_name} WITH NO DATA")
+        self.copy_arrow(conn, stage, data)
+        return stage
+
+
+def _as_text(table: Table, column: str) -> str:
+    """Timestamps as ISO text in UTC, which Arrow's CSV reader parses exactly."""
+    if table.column(column).type == "timestamp":
+        return (f"to_char({column} AT TIME ZONE 'UTC', "
+                f"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS {column}")
+    return column
 
 
 def _text_timestamps(data: pa.Table) -> pa.Table:

@@ -2,25 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from storage_backends.base import Filter
 from vitalflow.tables import Table
 
 
-def create_table(table: Table, qualified_name: str | None = None) -> str:
-    columns = ",\n  ".join(
-        f"{c.name} {c.sql_type}{'' if c.nullable else ' NOT NULL'}" for c in table.columns)
-    key = ", ".join(table.primary_key)
-    return (f"CREATE TABLE IF NOT EXISTS {qualified_name or table.qualified_name} (\n  {columns},\n"
-            f"  PRIMARY KEY ({key})\n)")
+def create_table(table: Table, qualified_name: str | None = None,
+                 type_of: Callable = lambda column: column.sql_type, primary_key: bool = True,
+                 suffix: str = "") -> str:
+    """CREATE TABLE IF NOT EXISTS from the description; type_of maps a Column to the engine's
+    type text."""
+    columns = [f"{c.name} {type_of(c)}{'' if c.nullable else ' NOT NULL'}"
+               for c in table.columns]
+    if primary_key:
+        columns.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
+    body = ",\n  ".join(columns)
+    return (f"CREATE TABLE IF NOT EXISTS {qualified_name or table.qualified_name} (\n  {body}\n)"
+            f"{suffix}")
 
 
 def comment_statements(table: Table) -> list[str]:
     """COMMENT ON statements so the description is visible in any SQL client."""
-    def quote(text: str) -> str:
-        return "'" + text.replace("'", "''") + "'"
-
     statements = [f"COMMENT ON TABLE {table.qualified_name} IS {quote(table.description)}"]
     for c in table.columns:
         unit = f" [{c.unit}]" if c.unit else ""
         statements.append(f"COMMENT ON COLUMN {table.qualified_name}.{c.name} IS "
                           f"{quote(c.description + unit)}")
     return statements
+
+
+def quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def where_clause(where: Sequence[Filter], placeholder: Callable[[Any], str],
+                 in_list: Callable[[str, list, bool], str]) -> str:
+    """' WHERE …' for the filters ('' for none). placeholder(value) binds one value and returns
+    its marker; in_list(column, values, negated) renders an (NOT) IN test in the engine's way."""
+    terms = []
+    for column, op, value in where:
+        if op == "is null":
+            terms.append(f"{column} IS NULL")
+        elif op == "is not null":
+            terms.append(f"{column} IS NOT NULL")
+        elif op in ("in", "not in"):
+            terms.append(in_list(column, value, op == "not in") if value
+                         else ("true" if op == "not in" else "false"))
+        elif value is None:  # SQL's '= NULL' is never true; the caller meant 'is null'
+            terms.append(f"{column} IS {'NOT ' if op == '!=' else ''}NULL")
+        else:
+            terms.append(f"{column} {'<>' if op == '!=' else op} {placeholder(value)}")
+    return " WHERE " + " AND ".join(terms) if terms else ""

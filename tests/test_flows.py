@@ -50,7 +50,7 @@ def test_transient_errors_are_retried_and_bad_data_is_not():
     from prefect.states import Failed
 
     from flows.pipeline import is_transient
-    from storage_backends.postgres import BackendUnavailable
+    from storage_backends.base import BackendUnavailable
 
     def failed(exc):
         return Failed(data=exc)
@@ -65,7 +65,7 @@ def test_a_transient_failure_is_retried_under_prefect(harness):
     from prefect import flow, task
 
     from flows.pipeline import _retrying
-    from storage_backends.postgres import BackendUnavailable
+    from storage_backends.base import BackendUnavailable
 
     attempts = []
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from storage_backends.postgres import BackendUnavailable, PostgresStore
+from storage_backends.base import BackendUnavailable
+from storage_backends.postgres import PostgresBackend
 from tests.fhir_factory import observation, patient, write_ndjson
 from vitalflow import pipeline
 from vitalflow.database import OwnershipError, act_as
@@ -183,7 +184,7 @@ def test_crash_before_commit_leaves_nothing_and_rerun_matches_clean_run(
 
 def test_derived_tables_refuse_writers_other_than_their_owner(settings, generated):
     pipeline.run(settings, generated[0])
-    store = PostgresStore(settings.database.url)
+    store = PostgresBackend(settings.database.url)
     with store.connect() as conn:
         with pytest.raises(OwnershipError, match="owned by flow 'derive_patient_bmi'"):
             act_as(conn, PATIENT_BMI_LATEST, "some_other_flow")
@@ -199,7 +200,7 @@ def test_derived_tables_refuse_writers_other_than_their_owner(settings, generate
 
 
 def test_unreachable_database_gives_a_clear_error_without_secrets(settings):
-    store = PostgresStore("postgresql://vitalflow:s3cret@127.0.0.1:1/vitalflow")
+    store = PostgresBackend("postgresql://vitalflow:s3cret@127.0.0.1:1/vitalflow")
     with pytest.raises(BackendUnavailable) as info:
         with store.connect():
             pass

@@ -27,7 +27,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _known_errors() -> tuple[type[Exception], ...]:
-    from storage_backends.postgres import BackendUnavailable
+    from storage_backends.base import BackendUnavailable
     from vitalflow.database import OwnershipError
     from vitalflow.raw import IngestError
     from vitalflow.services import ServiceError
@@ -70,7 +70,7 @@ def run(
                 summary = pipeline.run(settings, source, reporter)
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
-    from storage_backends.postgres import redact
+    from storage_backends.base import redact
 
     summary["database_url"] = redact(summary["database_url"])
     summary["input"] = str(source)
@@ -212,7 +212,7 @@ def services_status() -> None:
     for column in ("service", "state", "where"):
         table.add_column(column)
     if settings.database.url:
-        from storage_backends.postgres import redact
+        from storage_backends.base import redact
 
         table.add_row("postgres", "external", redact(settings.database.url))
     else:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import psycopg
 
-from storage_backends.postgres import PostgresStore
+from storage_backends.postgres import PostgresBackend
 from vitalflow.tables import ALL_TABLES, DERIVED_TABLES, OBSERVATION, Table
 
 OBSERVATION_PENDING = replace(
@@ -87,7 +87,7 @@ class OwnershipError(PermissionError):
     """A flow tried to write a derived table that another flow owns."""
 
 
-def ensure_database(store: PostgresStore) -> None:
+def ensure_database(store: PostgresBackend) -> None:
     """Create or update every schema object; safe to call on every run."""
     with store.connect() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.ddl'))")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from storage_backends.postgres import PostgresStore
+from storage_backends.postgres import PostgresBackend
 from vitalflow.config import DeriveSettings
 from vitalflow.database import act_as
 from vitalflow.metrics import age_band_labels
@@ -77,7 +77,7 @@ def _merge_rows(conn: psycopg.Connection, target: str, source: str, columns: lis
     return row[0]
 
 
-def derive_patient_bmi(store: PostgresStore, settings: DeriveSettings,
+def derive_patient_bmi(store: PostgresBackend, settings: DeriveSettings,
                        full: bool = False) -> dict[str, int]:
     """Recompute derived.patient_bmi_latest for patients whose inputs changed since last time."""
     with store.connect() as conn:
@@ -108,7 +108,7 @@ def derive_patient_bmi(store: PostgresStore, settings: DeriveSettings,
     return {"changed_patients": changed, "written": written, "deleted": deleted}
 
 
-def derive_age_band_summary(store: PostgresStore, settings: DeriveSettings) -> dict[str, int]:
+def derive_age_band_summary(store: PostgresBackend, settings: DeriveSettings) -> dict[str, int]:
     """Regroup patient_bmi_latest; only groups whose values changed are rewritten."""
     with store.connect() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.pipeline'))")
@@ -130,7 +130,7 @@ def derive_age_band_summary(store: PostgresStore, settings: DeriveSettings) -> d
     return {"written": written, "deleted": deleted}
 
 
-def derive(store: PostgresStore, settings: DeriveSettings, full: bool = False) -> DeriveResult:
+def derive(store: PostgresBackend, settings: DeriveSettings, full: bool = False) -> DeriveResult:
     """Bring both derived tables up to date with refined; full=True recomputes every patient."""
     bmi = derive_patient_bmi(store, settings, full)
     summary = derive_age_band_summary(store, settings)

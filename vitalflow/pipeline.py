@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from storage_backends.postgres import PostgresStore
+from storage_backends.postgres import PostgresBackend
 from vitalflow.config import Settings
 from vitalflow.database import ensure_database
 from vitalflow.derive import DeriveResult, derive
@@ -28,8 +28,8 @@ def database_url(settings: Settings) -> str:
     return settings.database.url or embedded_postgres(settings).up()
 
 
-def open_store(settings: Settings) -> PostgresStore:
-    store = PostgresStore(database_url(settings))
+def open_store(settings: Settings) -> PostgresBackend:
+    store = PostgresBackend(database_url(settings))
     ensure_database(store)
     return store
 
@@ -63,12 +63,12 @@ def ingest(settings: Settings, input_path: Path, reporter: Reporter | None = Non
     return summary
 
 
-def refine_stage(settings: Settings, store: PostgresStore, run_id: str,
+def refine_stage(settings: Settings, store: PostgresBackend, run_id: str,
                  reporter: Reporter | None = None) -> RefineResult:
     return refine(store, RawStore(settings.paths.raw), settings, run_id, reporter)
 
 
-def derive_stage(settings: Settings, store: PostgresStore, full: bool = False) -> DeriveResult:
+def derive_stage(settings: Settings, store: PostgresBackend, full: bool = False) -> DeriveResult:
     return derive(store, settings.derive, full=full)
 
 
@@ -76,7 +76,7 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
-def record_run(store: PostgresStore, run_id: str, status: str, counts: dict | None = None) -> None:
+def record_run(store: PostgresBackend, run_id: str, status: str, counts: dict | None = None) -> None:
     with store.connect() as conn:
         conn.execute("""
             INSERT INTO meta.run (run_id, started_at, status, counts) VALUES (%s, now(), %s, %s)
@@ -114,7 +114,7 @@ def run(settings: Settings, input_path: Path, reporter: Reporter | None = None) 
     return summary
 
 
-def summarise(store: PostgresStore, run_id: str, ingested: IngestSummary, refined: RefineResult,
+def summarise(store: PostgresBackend, run_id: str, ingested: IngestSummary, refined: RefineResult,
               derived: DeriveResult, timings: dict[str, float]) -> dict:
     """A JSON-ready summary: this run's counts plus the current state of the tables."""
     with store.connect() as conn:

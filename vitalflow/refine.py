@@ -13,7 +13,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from storage_backends.postgres import PostgresStore
+from storage_backends.postgres import PostgresBackend
 from vitalflow.config import Settings
 from vitalflow.database import create_observation_indexes, drop_observation_indexes
 from vitalflow.progress import Reporter, SilentReporter
@@ -57,7 +57,7 @@ class RefineResult:
         return self.counts.setdefault(resource_type, ResourceCounts())
 
 
-def refine(store: PostgresStore, raw: RawStore, settings: Settings, run_id: str,
+def refine(store: PostgresBackend, raw: RawStore, settings: Settings, run_id: str,
            reporter: Reporter | None = None) -> RefineResult:
     """Refine every raw batch not refined before, in one transaction (all or nothing).
 
@@ -147,7 +147,7 @@ def _create_stages(conn: psycopg.Connection) -> int:
 class _ChunkMerge:
     """Merges one standardised chunk into refined."""
 
-    def __init__(self, store: PostgresStore, conn: psycopg.Connection) -> None:
+    def __init__(self, store: PostgresBackend, conn: psycopg.Connection) -> None:
         self.store = store
         self.conn = conn
         self.patient_cols = [c.name for c in PATIENT_STAGE]

@@ -26,6 +26,7 @@ TYPES: dict[str, tuple[pa.DataType, str]] = {
     "date": (pa.date32(), "date"),
     "timestamp": (pa.timestamp("us", tz="UTC"), "timestamptz"),
     "json": (pa.string(), "jsonb"),
+    "decimal": (pa.decimal128(18, 6), "numeric(18,6)"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Pseudonymisation between raw and refined: keyed pseudonyms, generalisation, identity schema."""

@@ -1,0 +1,193 @@
+"""The restricted identity schema: pseudonym mapping, key ids, audited re-identification, roles."""
+
+from __future__ import annotations
+
+import fcntl
+import secrets
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import psycopg
+import pyarrow as pa
+from psycopg import errors, sql
+
+from vitalflow.privacy.keys import PseudonymKey
+
+ANALYST = "vitalflow_analyst"
+REIDENTIFIER = "vitalflow_reidentifier"
+ROLES = (ANALYST, REIDENTIFIER)
+ANALYST_SCHEMAS = ("refined", "derived")
+
+_DDL = """
+CREATE SCHEMA IF NOT EXISTS identity;
+REVOKE ALL ON SCHEMA identity FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS identity.pseudonym_key (
+  key_id text PRIMARY KEY,
+  activated_at timestamptz NOT NULL DEFAULT now(),
+  retired_at timestamptz);
+COMMENT ON TABLE identity.pseudonym_key IS
+  'Key ids (never keys) of the pseudonymisation keys; one is active (retired_at is null)';
+CREATE UNIQUE INDEX IF NOT EXISTS pseudonym_key_one_active
+  ON identity.pseudonym_key ((true)) WHERE retired_at IS NULL;
+CREATE TABLE IF NOT EXISTS identity.patient_identity (
+  pseudonym text PRIMARY KEY,
+  source_system text NOT NULL,
+  source_id text NOT NULL,
+  key_id text NOT NULL REFERENCES identity.pseudonym_key,
+  first_seen timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (source_system, source_id));
+COMMENT ON TABLE identity.patient_identity IS
+  'Source patient identity behind each pseudonym; readable only through identity.reidentify';
+CREATE TABLE IF NOT EXISTS identity.reidentification_log (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  at timestamptz NOT NULL DEFAULT now(),
+  db_user text NOT NULL DEFAULT session_user,
+  requested_by text NOT NULL,
+  pseudonym text NOT NULL,
+  reason text NOT NULL,
+  found boolean NOT NULL);
+COMMENT ON TABLE identity.reidentification_log IS
+  'Every re-identification: who (database and operating-system user), when, which, why';
+CREATE TABLE IF NOT EXISTS identity.rekey_log (
+  at timestamptz NOT NULL DEFAULT now(),
+  db_user text NOT NULL DEFAULT session_user,
+  old_key_id text NOT NULL,
+  new_key_id text NOT NULL,
+  identities bigint NOT NULL);
+CREATE OR REPLACE FUNCTION identity.reidentify(p_pseudonym text, p_reason text,
+                                               p_requested_by text)
+RETURNS TABLE (source_system text, source_id text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF p_reason IS NULL OR length(btrim(p_reason)) < 10 THEN
+    RAISE EXCEPTION 're-identification needs a reason of at least 10 characters'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO identity.reidentification_log (requested_by, pseudonym, reason, found)
+  VALUES (coalesce(nullif(btrim(p_requested_by), ''), session_user), p_pseudonym,
+          btrim(p_reason),
+          EXISTS (SELECT 1 FROM identity.patient_identity i WHERE i.pseudonym = p_pseudonym));
+  RETURN QUERY SELECT i.source_system, i.source_id FROM identity.patient_identity i
+                WHERE i.pseudonym = p_pseudonym;
+END $$;
+REVOKE ALL ON FUNCTION identity.reidentify(text, text, text) FROM PUBLIC;
+"""
+
+
+class KeyMismatch(RuntimeError):
+    """The configured key is not the one the database's pseudonyms were made with."""
+
+
+class ReidentificationDenied(PermissionError):
+    """The connected role may not re-identify."""
+
+
+def ensure_identity_schema(conn: psycopg.Connection) -> None:
+    """Create the identity schema (run as the owner of the refined and derived schemas)."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.identity.ddl'))")
+    conn.execute(_DDL)
+
+
+def ensure_roles(conn: psycopg.Connection,
+                 passwords: Mapping[str, str] | None = None) -> None:
+    """Create the cluster-wide roles if missing: NOLOGIN groups to grant to people, or LOGIN
+    roles for those given a password. Safe to run concurrently from several sessions."""
+    passwords = passwords or {}
+    for role in ROLES:
+        login = (sql.SQL("LOGIN PASSWORD {}").format(sql.Literal(passwords[role]))
+                 if role in passwords else sql.SQL("NOLOGIN"))
+        try:
+            with conn.transaction():
+                conn.execute(sql.SQL("CREATE ROLE {} {}").format(sql.Identifier(role), login))
+        # Two sessions creating the same role: the loser sees either error.
+        except (errors.DuplicateObject, errors.UniqueViolation):
+            if role in passwords:
+                conn.execute(sql.SQL("ALTER ROLE {} {}").format(sql.Identifier(role), login))
+
+
+def grant_access(conn: psycopg.Connection, readable: Iterable[str] = ANALYST_SCHEMAS) -> None:
+    """Analysts read the given schemas (now and tables created later) and nothing in identity;
+    the re-identifier may only call identity.reidentify. Run as the schemas' owner."""
+    analyst, reidentifier = sql.Identifier(ANALYST), sql.Identifier(REIDENTIFIER)
+    for schema in readable:
+        exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                              (schema,)).fetchone()
+        if not exists:
+            continue
+        name = sql.Identifier(schema)
+        for statement in ("GRANT USAGE ON SCHEMA {s} TO {r}",
+                          "GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {r}",
+                          "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {r}"):
+            conn.execute(sql.SQL(statement).format(s=name, r=analyst))
+    conn.execute("REVOKE ALL ON ALL TABLES IN SCHEMA identity FROM PUBLIC")
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA identity TO {}").format(reidentifier))
+    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION identity.reidentify(text, text, text) "
+                         "TO {}").format(reidentifier))
+
+
+def ensure_embedded_roles(admin_url: str, passfile: Path) -> dict[str, str]:
+    """For the embedded server: LOGIN roles whose generated passwords live in its libpq
+    passfile (mode 600), so `vitalflow reidentify` can connect as the re-identifier.
+    Returns the roles' passwords (for the passfile only; never log them)."""
+    with passfile.open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # one writer per passfile; roles follow the file
+        handle.seek(0)
+        known = {}
+        for line in handle.read().splitlines():
+            *_, role, password = line.split(":", 4)
+            known[role] = password
+        missing = {role: secrets.token_urlsafe(24) for role in ROLES if role not in known}
+        for role, password in missing.items():
+            handle.write(f"127.0.0.1:*:*:{role}:{password}\n")
+        handle.flush()
+        passwords = {role: known.get(role) or missing[role] for role in ROLES}
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            ensure_roles(conn, passwords)
+    return passwords
+
+
+def register_key(conn: psycopg.Connection, key: PseudonymKey) -> None:
+    """Record the key id on first use; refuse a key other than the database's active one."""
+    conn.execute("LOCK TABLE identity.pseudonym_key IN SHARE ROW EXCLUSIVE MODE")
+    row = conn.execute("SELECT key_id FROM identity.pseudonym_key "
+                       "WHERE retired_at IS NULL").fetchone()
+    if row is None:
+        conn.execute("INSERT INTO identity.pseudonym_key (key_id) VALUES (%s)", (key.key_id,))
+    elif row[0] != key.key_id:
+        raise KeyMismatch(f"the configured pseudonymisation key (key id {key.key_id}) is not the "
+                          f"database's active key (key id {row[0]}): configure that key, or "
+                          "move the database to the new key with `vitalflow rekey`")
+
+
+def record_identities(conn: psycopg.Connection, identities: pa.Table,
+                      key: PseudonymKey) -> None:
+    """Add pseudonym -> source identity rows (from Pseudonymiser) that are not there yet."""
+    if identities.num_rows == 0:
+        return
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS identity_stage "
+                 "(pseudonym text, source_system text, source_id text) ON COMMIT DELETE ROWS")
+    with conn.cursor().copy("COPY identity_stage FROM STDIN") as copy:
+        for row in zip(*(identities.column(n).to_pylist() for n in
+                         ("pseudonym", "source_system", "source_id")), strict=True):
+            copy.write_row(row)
+    conn.execute("INSERT INTO identity.patient_identity (pseudonym, source_system, source_id, "
+                 "key_id) SELECT pseudonym, source_system, source_id, %s FROM identity_stage "
+                 "ON CONFLICT DO NOTHING", (key.key_id,))
+    conn.execute("TRUNCATE identity_stage")
+
+
+def reidentify(conn: psycopg.Connection, pseudonym: str, reason: str,
+               requested_by: str) -> list[tuple[str, str]]:
+    """The (source_system, source_id) behind a pseudonym, logged in identity.reidentification_log.
+    Works only for roles granted identity.reidentify (vitalflow_reidentifier)."""
+    try:
+        with conn.transaction():
+            return conn.execute("SELECT source_system, source_id FROM "
+                                "identity.reidentify(%s, %s, %s)",
+                                (pseudonym, reason, requested_by)).fetchall()
+    except errors.InsufficientPrivilege:
+        raise ReidentificationDenied(
+            f"role {conn.info.user} may not re-identify: connect as a member of "
+            f"{REIDENTIFIER}") from None
+    except errors.InvalidParameterValue as exc:
+        raise ValueError(exc.diag.message_primary) from None

@@ -11,11 +11,14 @@ from vitalflow.tables import Table
 
 def create_table(table: Table, qualified_name: str | None = None,
                  type_of: Callable = lambda column: column.sql_type, primary_key: bool = True,
-                 suffix: str = "") -> str:
+                 suffix: str = "", column_suffix: Callable = lambda column: "",
+                 extra_columns: Sequence[str] = ()) -> str:
     """CREATE TABLE IF NOT EXISTS from the description; type_of maps a Column to the engine's
-    type text."""
-    columns = [f"{c.name} {type_of(c)}{'' if c.nullable else ' NOT NULL'}"
+    type text, column_suffix to what follows it (e.g. a COMMENT clause); extra_columns are the
+    engine's own bookkeeping columns, declared after the described ones."""
+    columns = [f"{c.name} {type_of(c)}{'' if c.nullable else ' NOT NULL'}{column_suffix(c)}"
                for c in table.columns]
+    columns.extend(extra_columns)
     if primary_key:
         columns.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
     body = ",\n  ".join(columns)
@@ -37,10 +40,15 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def where_clause(where: Sequence[Filter], placeholder: Callable[[Any], str],
-                 in_list: Callable[[str, list, bool], str]) -> str:
+def where_clause(where: Sequence[Filter], placeholder: Callable[[Any], str] | None,
+                 in_list: Callable[[str, list, bool], str],
+                 column_placeholder: Callable[[str, Any], str] | None = None) -> str:
     """' WHERE …' for the filters ('' for none). placeholder(value) binds one value and returns
-    its marker; in_list(column, values, negated) renders an (NOT) IN test in the engine's way."""
+    its marker; in_list(column, values, negated) renders an (NOT) IN test in the engine's way.
+    Engines whose markers name a type (ClickHouse's {p0:Int64}) pass column_placeholder(column,
+    value) instead of placeholder."""
+    if column_placeholder is None:
+        column_placeholder = lambda column, value: placeholder(value)  # noqa: E731
     terms = []
     for column, op, value in where:
         if op == "is null":
@@ -53,5 +61,6 @@ def where_clause(where: Sequence[Filter], placeholder: Callable[[Any], str],
         elif value is None:  # SQL's '= NULL' is never true; the caller meant 'is null'
             terms.append(f"{column} IS {'NOT ' if op == '!=' else ''}NULL")
         else:
-            terms.append(f"{column} {'<>' if op == '!=' else op} {placeholder(value)}")
+            terms.append(f"{column} {'<>' if op == '!=' else op} "
+                         f"{column_placeholder(column, value)}")
     return " WHERE " + " AND ".join(terms) if terms else ""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from vitalflow.raw import IngestError, _raw_table, _RecordReader, discover_inputs, \
-    resource_type_hint
+from vitalflow.raw import (IngestError, _raw_table, _RecordReader, discover_inputs,
+                           resource_type_hint)
 from vitalflow.standardise import Standardiser
 from vitalflow.whitelist import Context, Whitelist
 
@@ -35,9 +35,10 @@ class DryRunReport:
     def total_passed(self) -> int:
         return sum(self.passed.values())
 
-    def rows(self) -> list[tuple[str, int]]:
-        """(outcome, records) for every way out of the pipeline, whitelist rules by name."""
-        return ([(rule, n) for rule, n in self.rule_filtered.items()]
+    def rows(self, rule_names: list[str]) -> list[tuple[str, int]]:
+        """(outcome, records) for every way out: each rule in order, then the standardiser's
+        out-of-scope reasons, then invalid records."""
+        return ([(rule, self.rule_filtered[rule]) for rule in rule_names]
                 + [(f"out of scope: {reason}", n) for reason, n in self.scope_filtered.items()]
                 + [("quarantined (invalid)", sum(self.quarantined.values()))])
 

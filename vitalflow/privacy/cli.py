@@ -1,0 +1,202 @@
+"""Commands for the whitelist dry run, keys, re-keying and audited re-identification."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vitalflow.privacy.keys import (KeyProblem, configured_key, dev_key_path, new_key_text,
+                                    read_key_file, write_key_file)
+from vitalflow.privacy.settings import PrivacySettings
+from vitalflow.whitelist import FilterSettings, WhitelistError
+
+app = typer.Typer(help="Pseudonymisation keys, re-keying and re-identification.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+keys_app = typer.Typer(help="The pseudonymisation key (only its key id is ever shown).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+errors = Console(stderr=True)
+REIDENTIFY_URL_ENV = "VITALFLOW_REIDENTIFY_URL"
+
+
+def _settings():
+    from vitalflow.config import load_settings
+
+    settings = load_settings()
+    # Read defensively: the [privacy] and [filter] sections join Settings separately.
+    return (settings, getattr(settings, "privacy", PrivacySettings()),
+            getattr(settings, "filter", FilterSettings()))
+
+
+def _fail(message: str) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def _known_errors() -> tuple[type[Exception], ...]:
+    import psycopg
+
+    from vitalflow.privacy.identity import KeyMismatch, ReidentificationDenied
+    from vitalflow.privacy.rekey import RekeyError
+    from vitalflow.raw import IngestError
+
+    return (KeyProblem, KeyMismatch, RekeyError, ReidentificationDenied, WhitelistError,
+            IngestError, ValueError, psycopg.OperationalError)
+
+
+def _database_url(settings) -> str:
+    from vitalflow import pipeline
+
+    return pipeline.database_url(settings)
+
+
+def filter_command(
+    input: Annotated[Path, typer.Option("--input", "-i", help="Folder of FHIR NDJSON / Bundle "
+                                        "files, or one file.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what the whitelist would "
+                                          "filter; nothing is written.")] = False,
+    rules: Annotated[Path | None, typer.Option(help="Rules file (default: filter.rules_file, "
+                                               "config/whitelist.yaml).")] = None,
+) -> None:
+    """Show the effect of the whitelist on an input without writing anything."""
+    from vitalflow.filter_dry_run import dry_run as run_dry
+    from vitalflow.standardise import Standardiser
+    from vitalflow.whitelist import load_whitelist
+
+    if not dry_run:
+        raise _fail("only --dry-run is available: `vitalflow run` applies the whitelist")
+    settings, privacy, filtering = _settings()
+    try:
+        whitelist = load_whitelist(rules or filtering.path)
+        standardiser = Standardiser(settings.refine.observation_codes,
+                                    settings.refine.excluded_statuses,
+                                    settings.ingest.max_record_bytes)
+        report = run_dry(input, whitelist, standardiser, settings.ingest.batch_rows,
+                         privacy.source_system)
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    total = report.total_read
+    table = Table(title=f"Whitelist dry run over {input} ({whitelist.source})")
+    table.add_column("rule")
+    table.add_column("records filtered", justify="right")
+    table.add_column("share", justify="right")
+    for name, count in report.rows(whitelist.rule_names):
+        table.add_row(name, f"{count:,}", f"{count / total:.1%}" if total else "-")
+    console.print(table)
+    console.print(f"Read {total:,} records in {report.files} files; passed "
+                  f"{report.total_passed:,}" + (f" ({report.total_passed / total:.1%})"
+                                               if total else ""))
+    for error in report.errors:
+        console.print(f"[red]  not read:[/] {error}")
+
+
+@keys_app.command("show")
+def keys_show() -> None:
+    """Print the configured key's id and where it comes from (never the key)."""
+    settings, privacy, _ = _settings()
+    try:
+        key = configured_key(privacy, settings.paths.root)
+    except KeyProblem as exc:
+        raise _fail(str(exc)) from None
+    if key is None:
+        console.print(f"No key configured; the first run creates a development key at "
+                      f"{dev_key_path(settings.paths.root)}" +
+                      (" (refused: privacy.require_key is set)" if privacy.require_key else ""))
+        return
+    console.print(f"key id {key.key_id} from {key.origin}")
+
+
+@keys_app.command("new")
+def keys_new(out: Annotated[Path, typer.Option("--out", "-o", help="Key file to create "
+                                               "(mode 600; never overwritten).")]) -> None:
+    """Create a new random key file, e.g. for `vitalflow rekey --new-key-file`."""
+    try:
+        key = write_key_file(out, new_key_text())
+    except FileExistsError:
+        raise _fail(f"{out} exists already; a key file is never overwritten") from None
+    console.print(f"Wrote a new key (key id {key.key_id}) to {out}")
+
+
+@app.command()
+def rekey(
+    new_key_file: Annotated[Path, typer.Option("--new-key-file", help="File holding the new "
+                                               "key (see `vitalflow keys new`).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Move every pseudonym from the configured key to a new one, in one transaction."""
+    import psycopg
+
+    from vitalflow.privacy.rekey import rekey as run_rekey
+
+    settings, privacy, _ = _settings()
+    try:
+        old_key = configured_key(privacy, settings.paths.root)
+        if old_key is None:
+            raise KeyProblem("no pseudonymisation key is configured, so there is nothing to "
+                             "re-key from")
+        new_key = read_key_file(new_key_file)
+        if not yes:
+            typer.confirm(f"Re-key from key id {old_key.key_id} to {new_key.key_id}?",
+                          abort=True)
+        with psycopg.connect(_database_url(settings)) as conn:
+            result = run_rekey(conn, old_key, new_key, privacy=privacy)
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"Re-keyed {result.identities:,} identities from key id {result.old_key_id} "
+                  f"to {result.new_key_id}")
+    for column, rows in result.rows.items():
+        console.print(f"  {column}: {rows:,} rows")
+    console.print(f"Now configure the new key ({new_key.origin}) instead of the old one "
+                  f"({old_key.origin}): the pipeline refuses any key but the active one.")
+
+
+@app.command()
+def reidentify(
+    pseudonym: Annotated[str, typer.Argument(help="The pseudonym, e.g. p_3f2a...")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")],
+    url: Annotated[str | None, typer.Option("--url", envvar=REIDENTIFY_URL_ENV,
+                                            help="Connection as a member of "
+                                            "vitalflow_reidentifier (default: the embedded "
+                                            "server's vitalflow_reidentifier).")] = None,
+) -> None:
+    """Show the source identity behind a pseudonym; logged in identity.reidentification_log."""
+    import psycopg
+
+    from vitalflow.privacy.identity import REIDENTIFIER
+    from vitalflow.privacy.identity import reidentify as lookup
+
+    settings, _, _ = _settings()
+    try:
+        if url is None:
+            if settings.database.url:
+                raise ValueError(f"database.url is set: give --url (or {REIDENTIFY_URL_ENV}) "
+                                 f"for a member of {REIDENTIFIER}")
+            from vitalflow import pipeline
+
+            url = pipeline.embedded_postgres(settings).url(role=REIDENTIFIER)
+        with psycopg.connect(url, autocommit=True) as conn:
+            found = lookup(conn, pseudonym, reason, _who())
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    if not found:
+        raise _fail("no identity has this pseudonym (the request was logged)")
+    for system, source_id in found:
+        console.print(f"{system}\t{source_id}")
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+if __name__ == "__main__":
+    app()

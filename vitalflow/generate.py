@@ -9,7 +9,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -18,11 +18,15 @@ from typing import BinaryIO, NamedTuple
 import orjson
 
 from vitalflow.catalog import BMI, HEIGHT, LOINC, UCUM, WEIGHT, Measure, is_valid_loinc
+from vitalflow.merge.duplicates import noisy_birth_date, noisy_name
 
 # Everything is dated relative to this fixed day, never the wall clock, so output is reproducible.
 REFERENCE_DATE = date(2025, 12, 31)
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
 MRN_SYSTEM = "urn:vitalflow:mrn"
+# A second source feeding the same export: its records carry meta.source and their own MRNs.
+OTHER_SOURCE = "urn:vitalflow:source:clinic-b"
+OTHER_MRN_SYSTEM = "urn:vitalflow:mrn:clinic-b"
 REPORT_FILE = "_generation.json"
 
 OBSERVATION_DEFECTS = (
@@ -73,6 +77,8 @@ _GIVEN = {
     "female": ("Mary", "Patricia", "Jennifer", "Linda", "Elizabeth", "María", "Fatima", "Mei",
                "Sofia", "Emma", "Olivia", "Amara", "Priya", "Ingrid", "Zoë", "Aisha"),
 }
+_STREETS = ("Main St", "Oak Ave", "Maple St", "Cedar Rd", "Elm St", "Park Ave", "Washington St",
+            "Lake Rd", "Hill St", "Church St", "Pine St", "River Rd", "School St", "High St")
 _CITIES = (("Boston", "021"), ("Springfield", "011"), ("Worcester", "016"), ("Cambridge", "021"),
            ("Lowell", "018"), ("Providence", "029"), ("Hartford", "061"), ("Portland", "041"))
 _OFFSETS_MIN = (0, 0, 60, 120, -300, -300, -360, -480, 330)
@@ -102,6 +108,10 @@ class GenerationReport:
     observations: int  # Observation lines written (including defective/duplicate lines)
     defects: dict[str, int]  # defect kind -> number of lines carrying it
     files: list[str]  # NDJSON paths written, relative to the output directory
+    duplicate_patients: int = 0  # Patient records of an already written person, new id
+    # Ground truth for merging: per person with duplicates, the ids of all its Patient records
+    # (the original first); every other Patient id is a person of its own.
+    identity_clusters: list[list[str]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -190,8 +200,13 @@ def _new_person(rng: random.Random) -> _Person:
                    _clamped_gauss(rng), _clamped_gauss(rng))
 
 
-def _patient_resource(rng: random.Random, person: _Person, mrn: str) -> dict:
+def _address(rng: random.Random) -> dict:
     city, zip_prefix = rng.choice(_CITIES)
+    return {"use": "home", "line": [f"{rng.randint(1, 999)} {rng.choice(_STREETS)}"],
+            "city": city, "postalCode": f"{zip_prefix}{rng.randrange(100):02d}", "country": "US"}
+
+
+def _patient_resource(rng: random.Random, person: _Person, mrn: str) -> dict:
     given_pool = _GIVEN.get(person.gender) or _GIVEN[person.curve]
     resource = {
         "resourceType": "Patient",
@@ -203,8 +218,7 @@ def _patient_resource(rng: random.Random, person: _Person, mrn: str) -> dict:
                   "given": [rng.choice(given_pool)]}],
         "gender": person.gender,
         "birthDate": date.fromordinal(person.birth).isoformat(),
-        "address": [{"use": "home", "city": city,
-                     "postalCode": f"{zip_prefix}{rng.randrange(100):02d}", "country": "US"}],
+        "address": [_address(rng)],
     }
     if person.death is not None:
         # After 18:00 local, later than any clinic slot, so no visit follows death.
@@ -470,32 +484,109 @@ class _DefectInjector:
         return value
 
 
-def _validate(patients: int, defect_rate: float, visits: int) -> None:
+class _Duplicates:
+    """Extra Patient records of some persons, as re-entered at the same source or sent by a
+    second one, with data-entry noise; from its own RNG so the other records do not change."""
+
+    def __init__(self, rng: random.Random, share: float):
+        self._rng = rng
+        self._share = share
+        self.records = 0
+        self.clusters: list[list[str]] = []
+        self._ids: list[str] = []
+        self._visit = ""
+        self._visit_id = ""
+
+    def add(self, original: dict, person_index: int, out: Callable[[bytes], None]) -> None:
+        """Write the duplicates of this person (often none); observations follow (subject)."""
+        self._ids = []
+        if not self._share or self._rng.random() >= self._share:
+            return
+        copies = [self._copy(original, person_index)
+                  for _ in range(2 if self._rng.random() < 0.15 else 1)]
+        for copy in copies:
+            out(orjson.dumps(copy))
+        self._ids = [original["id"], *(copy["id"] for copy in copies)]
+        self.clusters.append(self._ids)
+        self.records += len(copies)
+
+    def subject(self, obs: _Obs) -> _Obs:
+        """Each visit of a person with duplicates is recorded under one of its records' ids."""
+        if not self._ids or obs.subject is None:
+            return obs
+        if obs.effective != self._visit:
+            self._visit, self._visit_id = obs.effective, self._rng.choice(self._ids)
+        return obs._replace(subject=obs.subject[:-len(self._visit_id)] + self._visit_id)
+
+    def _copy(self, original: dict, person_index: int) -> dict:
+        rng = self._rng
+        copy = orjson.loads(orjson.dumps(original))
+        copy["id"] = _uuid4(rng)
+        copy["meta"]["lastUpdated"] = _timestamp(
+            REFERENCE_DATE.toordinal() - rng.randint(1, 3 * 365), rng.randrange(1440),
+            rng.randrange(60), "Z")
+        roll = rng.random()
+        if rng.random() < 0.5:
+            copy["meta"]["source"] = OTHER_SOURCE
+            copy["identifier"] = [{"system": OTHER_MRN_SYSTEM, "value": f"B{person_index:08d}"}]
+            if roll < 0.2:
+                del copy["identifier"]
+        elif roll < 0.35:
+            del copy["identifier"]  # re-entered without the MRN at hand
+        elif roll < 0.65:
+            copy["identifier"] = [{"system": MRN_SYSTEM, "value": f"R{rng.randrange(10**8):08d}"}]
+        name = copy["name"][0]
+        name["given"] = [noisy_name(rng, name["given"][0], nickname_share=0.05)]
+        name["family"] = noisy_name(rng, name["family"])
+        birth = noisy_birth_date(rng, date.fromisoformat(copy["birthDate"]), REFERENCE_DATE)
+        if birth is None:
+            del copy["birthDate"]
+        else:
+            copy["birthDate"] = birth.isoformat()
+        if rng.random() < 0.02:
+            del copy["gender"]
+        roll = rng.random()
+        if roll < 0.25:
+            copy["address"] = [_address(rng)]  # moved
+        elif roll < 0.33:
+            del copy["address"]
+        return copy
+
+
+def _validate(patients: int, defect_rate: float, visits: int,
+              duplicate_share: float = 0.0) -> None:
     if patients < 0:
         raise ValueError(f"patients must be >= 0, got {patients}")
     if visits < 1:
         raise ValueError(f"visits must be >= 1, got {visits}")
     if not 0.0 <= defect_rate <= MAX_DEFECT_RATE:
         raise ValueError(f"defect_rate must be within [0, {MAX_DEFECT_RATE}], got {defect_rate}")
+    if not 0.0 <= duplicate_share <= 1.0:
+        raise ValueError(f"duplicate_share must be within [0, 1], got {duplicate_share}")
 
 
 def generate(out_dir: Path, patients: int, *, seed: int = 0, defect_rate: float = 0.02,
-             visits: int = 6, gzip: bool = False,
+             visits: int = 6, gzip: bool = False, duplicate_share: float = 0.0,
              progress: Callable[[int], None] | None = None) -> GenerationReport:
     """Write Patient and Observation NDJSON plus `_generation.json`; same arguments, same bytes.
 
     Each patient gets 1..2*visits-1 visits (mean `visits`). Defect lines are added on top of the
     clean lines, so the records a correct pipeline keeps number
     `observations - sum(observation defects)` and `patients - patient_duplicate`.
+    `duplicate_share` of persons get one or two more Patient records under new ids (same or
+    second source, typos, nicknames, moves, lost identifiers; see vitalflow.merge.duplicates);
+    their visits reference any of their ids, and `identity_clusters` in the report says which
+    ids are one person. Records of other persons and all measurements stay the same.
     `progress` receives the number of patients done, every few hundred patients and at the end.
     """
-    _validate(patients, defect_rate, visits)
+    _validate(patients, defect_rate, visits, duplicate_share)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = ".ndjson.gz" if gzip else ".ndjson"
     files = [f"Patient{suffix}", f"Observation{suffix}"]
     rng = random.Random(seed)
     defects = _DefectInjector(random.Random(f"vitalflow-defects:{seed}"), defect_rate)
+    duplicates = _Duplicates(random.Random(f"vitalflow-duplicates:{seed}"), duplicate_share)
     mrn_base = rng.randrange(10**8)
 
     with ExitStack() as stack:
@@ -505,10 +596,11 @@ def generate(out_dir: Path, patients: int, *, seed: int = 0, defect_rate: float 
             person = _new_person(rng)
             # 7919 is coprime with 10**8, so MRNs are unique for any realistic patient count.
             mrn = f"MRN{(mrn_base + index * 7919) % 10**8:08d}"
-            defects.patient(orjson.dumps(_patient_resource(rng, person, mrn)),
-                            patient_out)
+            resource = _patient_resource(rng, person, mrn)
+            defects.patient(orjson.dumps(resource), patient_out)
+            duplicates.add(resource, index, lambda line: defects.patient(line, patient_out))
             for obs in _observations(rng, person, visits):
-                defects.observation(obs, observation_out, index)
+                defects.observation(duplicates.subject(obs), observation_out, index)
             defects.release(index, observation_out)
             if progress is not None and (index + 1) % _PROGRESS_EVERY == 0:
                 progress(index + 1)
@@ -516,7 +608,8 @@ def generate(out_dir: Path, patients: int, *, seed: int = 0, defect_rate: float 
     if progress is not None and patients % _PROGRESS_EVERY:
         progress(patients)
 
-    report = GenerationReport(patient_out.lines, observation_out.lines, defects.counts, files)
+    report = GenerationReport(patient_out.lines, observation_out.lines, defects.counts, files,
+                              duplicates.records, duplicates.clusters)
     (out_dir / REPORT_FILE).write_bytes(
         orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     return report

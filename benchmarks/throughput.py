@@ -317,19 +317,20 @@ def measure(dataset: str, input_dir: Path, meter: Meter, settings, database: Dat
     """Ingest, refine, derive, the floor, then an incremental re-run, each timed on its own."""
     from vitalflow import pipeline
     from vitalflow.progress import RichReporter
+    from vitalflow.storage import open_layers
 
-    store = pipeline.open_store(settings)  # schema creation is setup, not throughput
+    layers = open_layers(settings)  # schema creation is setup, not throughput
     run_id = pipeline.new_run_id()
     with RichReporter() as reporter:
         # The stages run in the order, and with the memory, of a real run: the floor comes
         # after them, so its leftovers do not count towards their peak RSS.
         with meter.stage("ingest"):
-            ingested = pipeline.ingest(settings, input_dir, reporter)
+            ingested = pipeline.ingest(settings, layers, input_dir, reporter)
         with meter.stage("refine"):
-            refined = pipeline.refine_stage(settings, store, run_id, reporter)
+            refined = pipeline.refine_stage(settings, layers, run_id, reporter)
         with meter.stage("derive"), reporter.step("derive", None):
-            derived = pipeline.derive_stage(settings, store)
-        floor_rows, floor_seconds = measure_floor(settings, store, meter, database, reporter)
+            derived = pipeline.derive_stage(settings, layers)
+        floor_rows, floor_seconds = measure_floor(settings, layers.control, meter, database, reporter)
         _give_back_memory()
         with meter.stage("rerun"):
             rerun = pipeline.run(settings, input_dir, reporter)

@@ -14,6 +14,7 @@ from tests.fhir_factory import observation, patient, write_ndjson
 from tests.test_pipeline import SNAPSHOT_QUERIES
 from vitalflow import pipeline
 from vitalflow.config import load_settings
+from vitalflow.storage import open_layers
 
 pytestmark = pytest.mark.postgres
 
@@ -58,7 +59,7 @@ def test_incremental_equals_full_rebuild(pg_server, tmp_path_factory, change_set
             write_ndjson(folder / f"Bundle{number}.ndjson", changes)
             pipeline.run(settings, folder)
         incremental = derived_rows(settings.database.url)
-        rebuild = pipeline.derive_stage(settings, pipeline.open_store(settings), full=True)
+        rebuild = pipeline.derive_stage(settings, open_layers(settings), full=True)
         assert derived_rows(settings.database.url) == incremental
         assert (rebuild.bmi_rows_written, rebuild.bmi_rows_deleted) == (0, 0)
         assert (rebuild.summary_rows_written, rebuild.summary_rows_deleted) == (0, 0)

@@ -19,6 +19,8 @@ services_app = typer.Typer(help="Local services (embedded PostgreSQL).", no_args
 app.add_typer(services_app, name="services")
 console = Console()
 errors = Console(stderr=True)
+PROFILE_HELP = ("Storage profile: postgres, lakehouse, clickhouse, mixed or one defined in "
+                "[storage.profiles] (default: storage.profile).")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -55,6 +57,7 @@ def run(
                                                 "generated sample.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as one JSON "
                                           "object (last stdout line).")] = False,
+    profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = None,
 ) -> None:
     """Ingest, refine and derive; services started here stay up until `services down`."""
     from vitalflow import pipeline
@@ -64,10 +67,10 @@ def run(
     try:
         source = input or _sample_input(settings)
         if as_json or not sys.stderr.isatty():
-            summary = pipeline.run(settings, source, SilentReporter())
+            summary = pipeline.run(settings, source, SilentReporter(), profile)
         else:
             with RichReporter() as reporter:
-                summary = pipeline.run(settings, source, reporter)
+                summary = pipeline.run(settings, source, reporter, profile)
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     from storage_backends.base import redact
@@ -148,15 +151,17 @@ def generate(
 
 
 @app.command()
-def derive(full: Annotated[bool, typer.Option(help="Recompute every patient.")] = False) -> None:
+def derive(full: Annotated[bool, typer.Option(help="Recompute every patient.")] = False,
+           profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = None) -> None:
     """Bring the derived tables up to date with refined (incremental by default)."""
     from dataclasses import asdict
 
     from vitalflow import pipeline
+    from vitalflow.storage import open_layers
 
     settings = load_settings()
     try:
-        result = pipeline.derive_stage(settings, pipeline.open_store(settings), full=full)
+        result = pipeline.derive_stage(settings, open_layers(settings, profile), full=full)
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     _print_mapping("Derive", {k: int(v) for k, v in asdict(result).items()})
@@ -181,13 +186,13 @@ def raw_batches() -> None:
 @services_app.command("up")
 def services_up() -> None:
     """Start the embedded PostgreSQL (initialised on first use) and print its URL."""
-    from vitalflow import pipeline
+    from vitalflow import storage
 
     settings = load_settings()
     if settings.database.url:
         raise _fail("database.url is set: vitalflow uses that server and starts none")
     try:
-        console.print(pipeline.embedded_postgres(settings).up())
+        console.print(storage.embedded_postgres(settings).up())
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
 
@@ -195,19 +200,19 @@ def services_up() -> None:
 @services_app.command("down")
 def services_down() -> None:
     """Stop the embedded PostgreSQL."""
-    from vitalflow import pipeline
+    from vitalflow import storage
 
-    stopped = pipeline.embedded_postgres(load_settings()).down()
+    stopped = storage.embedded_postgres(load_settings()).down()
     console.print("PostgreSQL stopped" if stopped else "PostgreSQL was not running")
 
 
 @services_app.command("status")
 def services_status() -> None:
     """Show whether each local service is running."""
-    from vitalflow import pipeline
+    from vitalflow import storage
 
     settings = load_settings()
-    server = pipeline.embedded_postgres(settings)
+    server = storage.embedded_postgres(settings)
     table = Table(title="Services")
     for column in ("service", "state", "where"):
         table.add_column(column)

@@ -59,6 +59,73 @@ class DeriveSettings(BaseModel):
         return bands
 
 
+class Placement(BaseModel):
+    """Where each layer lives: an engine name (parquet, postgresql, iceberg, clickhouse; each
+    reached as configured in its section) or a full backend URL."""
+
+    model_config = {"extra": "forbid"}
+
+    raw: str = "parquet"
+    refined: str = "postgresql"
+    derived: str = "postgresql"
+
+    @field_validator("raw")
+    @classmethod
+    def _raw_engine(cls, value: str) -> str:
+        if value not in RAW_ENGINES:
+            raise ValueError(f"raw can live in {' or '.join(RAW_ENGINES)}, not {value!r}")
+        return value
+
+
+RAW_ENGINES = ("parquet", "iceberg")
+DEFAULT_PROFILES = {
+    "postgres": Placement(),
+    "lakehouse": Placement(raw="iceberg", refined="iceberg", derived="iceberg"),
+    "clickhouse": Placement(refined="clickhouse", derived="clickhouse"),
+    "mixed": Placement(raw="iceberg", refined="postgresql", derived="clickhouse"),
+}
+
+
+class StorageSettings(BaseModel):
+    profile: str = "postgres"
+    profiles: dict[str, Placement] = DEFAULT_PROFILES
+
+    @field_validator("profiles")
+    @classmethod
+    def _keep_defaults(cls, profiles: dict[str, Placement]) -> dict[str, Placement]:
+        return {**DEFAULT_PROFILES, **profiles}
+
+    def placement(self, profile: str | None = None) -> Placement:
+        name = profile or self.profile
+        if name not in self.profiles:
+            raise ValueError(f"unknown storage profile {name!r}; known: "
+                             f"{', '.join(sorted(self.profiles))}")
+        return self.profiles[name]
+
+
+class S3Settings(BaseModel):
+    """Object store for Iceberg warehouses. Empty endpoint: the embedded SeaweedFS. Keys come
+    from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or the embedded store's generated file."""
+
+    endpoint: str = ""
+    region: str = "us-east-1"
+    bucket: str = "vitalflow"
+    embedded_port: int = 8333
+
+
+class IcebergSettings(BaseModel):
+    # Empty: a SQL catalog in the control PostgreSQL. Otherwise iceberg+postgresql://… or
+    # iceberg+sqlite:///… (a warehouse=… query parameter overrides the one below).
+    catalog_url: str = ""
+    # Empty: s3://<s3.bucket>/warehouse on the configured (or embedded) object store.
+    warehouse: str = ""
+
+
+class ClickHouseSettings(BaseModel):
+    # Empty: the in-process engine (chdb) under paths.home; or clickhouse://host:8123/db.
+    url: str = ""
+
+
 class GenerateSettings(BaseModel):
     patients: int = 500
     seed: int = 42
@@ -77,6 +144,10 @@ class Settings(BaseSettings):
     refine: RefineSettings = RefineSettings()
     derive: DeriveSettings = DeriveSettings()
     generate: GenerateSettings = GenerateSettings()
+    storage: StorageSettings = StorageSettings()
+    s3: S3Settings = S3Settings()
+    iceberg: IcebergSettings = IcebergSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,

@@ -6,8 +6,13 @@ from dataclasses import replace
 
 import psycopg
 
+from typing import TYPE_CHECKING
+
 from storage_backends.postgres import PostgresBackend
-from vitalflow.tables import ALL_TABLES, DERIVED_TABLES, OBSERVATION, Table
+from vitalflow.tables import DERIVED_TABLES, OBSERVATION, REFINED_TABLES, Table
+
+if TYPE_CHECKING:
+    from vitalflow.storage import Layers
 
 OBSERVATION_PENDING = replace(
     OBSERVATION, name="observation_pending",
@@ -19,11 +24,14 @@ CREATE SEQUENCE IF NOT EXISTS meta.change_seq;
 CREATE TABLE IF NOT EXISTS meta.run (
   run_id text PRIMARY KEY, started_at timestamptz NOT NULL, finished_at timestamptz,
   status text NOT NULL, counts jsonb);
+-- target: where the layer lives ('control' or the backend URL without secrets), so profiles
+-- sharing this control database keep separate ledgers.
 CREATE TABLE IF NOT EXISTS meta.refined_batch (
-  batch_id text PRIMARY KEY, run_id text NOT NULL, refined_at timestamptz NOT NULL,
-  records bigint NOT NULL);
+  target text NOT NULL, batch_id text NOT NULL, run_id text NOT NULL,
+  refined_at timestamptz NOT NULL, records bigint NOT NULL, PRIMARY KEY (target, batch_id));
 CREATE TABLE IF NOT EXISTS meta.derive_watermark (
-  table_name text PRIMARY KEY, change_seq bigint NOT NULL, derived_at timestamptz NOT NULL);
+  target text NOT NULL, table_name text NOT NULL, change_seq bigint NOT NULL,
+  derived_at timestamptz NOT NULL, PRIMARY KEY (target, table_name));
 CREATE TABLE IF NOT EXISTS meta.patient_touch (
   patient_key text NOT NULL, change_seq bigint NOT NULL);
 CREATE INDEX IF NOT EXISTS patient_touch_seq ON meta.patient_touch (change_seq);
@@ -87,41 +95,63 @@ class OwnershipError(PermissionError):
     """A flow tried to write a derived table that another flow owns."""
 
 
-def ensure_database(store: PostgresBackend) -> None:
-    """Create or update every schema object; safe to call on every run."""
-    with store.connect() as conn:
+def ensure_layers(layers: Layers) -> None:
+    """Create or update every table of the profile and the control schema; safe on every run."""
+    control = layers.control
+    with control.connect() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.ddl'))")
         conn.execute(_META_DDL)
-        store.ensure_tables(conn, ALL_TABLES + (OBSERVATION_PENDING,))
-        for table in ("refined.patient", "refined.observation", "refined.observation_pending"):
-            conn.execute(f"ALTER TABLE {table} ALTER COLUMN change_seq "
-                         "SET DEFAULT nextval('meta.change_seq'), "
-                         "ALTER COLUMN refined_at SET DEFAULT now()")
-        for statement in _INDEXES:
-            conn.execute(statement)
-        conn.execute("CREATE OR REPLACE TRIGGER touch_old_patient AFTER UPDATE ON "
-                     "refined.observation FOR EACH ROW WHEN (OLD.patient_key IS DISTINCT FROM "
-                     "NEW.patient_key) EXECUTE FUNCTION meta.touch_old_patient()")
         for table in DERIVED_TABLES:
-            _install_owner(conn, table)
+            conn.execute("INSERT INTO meta.table_owner VALUES (%s, %s) ON CONFLICT (table_name) "
+                         "DO UPDATE SET owner_flow = EXCLUDED.owner_flow",
+                         (table.qualified_name, table.owner))
+        if layers.refined_in_control:
+            _ensure_refined_sql(control, conn)
+        if layers.all_in_control:
+            control.ensure_tables(conn, DERIVED_TABLES)
+            for table in DERIVED_TABLES:
+                _install_owner_trigger(conn, table)
+    if not layers.refined_in_control:
+        for table in REFINED_TABLES + (OBSERVATION_PENDING,):
+            layers.refined.create(table)
+    if not layers.all_in_control:
+        for table in DERIVED_TABLES:
+            layers.derived.create(table)
 
 
-def _install_owner(conn: psycopg.Connection, table: Table) -> None:
-    conn.execute("INSERT INTO meta.table_owner VALUES (%s, %s) ON CONFLICT (table_name) "
-                 "DO UPDATE SET owner_flow = EXCLUDED.owner_flow",
-                 (table.qualified_name, table.owner))
+def _ensure_refined_sql(control: PostgresBackend, conn: psycopg.Connection) -> None:
+    """Refined tables in the control database, with the defaults, indexes and trigger the
+    in-database refine relies on."""
+    control.ensure_tables(conn, REFINED_TABLES + (OBSERVATION_PENDING,))
+    for table in ("refined.patient", "refined.observation", "refined.observation_pending"):
+        conn.execute(f"ALTER TABLE {table} ALTER COLUMN change_seq "
+                     "SET DEFAULT nextval('meta.change_seq'), "
+                     "ALTER COLUMN refined_at SET DEFAULT now()")
+    for statement in _INDEXES:
+        conn.execute(statement)
+    conn.execute("CREATE OR REPLACE TRIGGER touch_old_patient AFTER UPDATE ON "
+                 "refined.observation FOR EACH ROW WHEN (OLD.patient_key IS DISTINCT FROM "
+                 "NEW.patient_key) EXECUTE FUNCTION meta.touch_old_patient()")
+
+
+def _install_owner_trigger(conn: psycopg.Connection, table: Table) -> None:
     conn.execute(f"DROP TRIGGER IF EXISTS enforce_owner ON {table.qualified_name}")
     conn.execute(f"CREATE TRIGGER enforce_owner BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE "
                  f"ON {table.qualified_name} FOR EACH STATEMENT "
                  "EXECUTE FUNCTION meta.enforce_owner()")
 
 
-def act_as(conn: psycopg.Connection, table: Table, flow: str) -> None:
-    """Declare the writing flow for this transaction; refuses early if it is not the owner."""
+def check_owner(conn: psycopg.Connection, table: Table, flow: str) -> None:
+    """Refuse a flow that does not own the table (meta.table_owner in the control database)."""
     row = conn.execute("SELECT owner_flow FROM meta.table_owner WHERE table_name = %s",
                        (table.qualified_name,)).fetchone()
     owner = row[0] if row else table.owner
     if owner != flow:
         raise OwnershipError(f"{table.qualified_name} is owned by flow '{owner}'; "
                              f"flow '{flow}' may not write it")
+
+
+def act_as(conn: psycopg.Connection, table: Table, flow: str) -> None:
+    """Declare the writing flow for this transaction; the owner trigger checks it again."""
+    check_owner(conn, table, flow)
     conn.execute("SELECT set_config('vitalflow.flow', %s, true)", (flow,))

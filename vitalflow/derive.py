@@ -8,6 +8,7 @@ import psycopg
 
 from storage_backends.postgres import PostgresBackend
 from vitalflow.config import DeriveSettings
+from vitalflow.control import CONTROL, last_change_seq, lock_pipeline, set_watermark, watermark
 from vitalflow.database import act_as
 from vitalflow.metrics import age_band_labels
 from vitalflow.tables import AGE_BAND_SUMMARY, PATIENT_BMI_LATEST
@@ -28,7 +29,7 @@ class DeriveResult:
     full_rebuild: bool
 
 
-def _category_sql(bmi: str, age: str) -> str:
+def category_sql(bmi: str, age: str) -> str:
     """WHO adult BMI categories; the SQL twin of metrics.weight_category."""
     return f"""CASE WHEN {bmi} IS NULL OR {age} IS NULL THEN 'unknown'
                     WHEN {age} < 18 THEN 'not_classified_under_18'
@@ -38,23 +39,11 @@ def _category_sql(bmi: str, age: str) -> str:
                     ELSE 'obese' END"""
 
 
-def _age_band_sql(age: str, bands: list[int]) -> str:
+def age_band_sql(age: str, bands: list[int]) -> str:
     labels = age_band_labels(bands)
     cases = " ".join(f"WHEN {age} >= {low} THEN '{label}'"
                      for low, label in reversed(list(zip(bands, labels, strict=True))))
     return f"CASE {cases} ELSE 'unknown' END"
-
-
-def _watermark(conn: psycopg.Connection, table: str) -> int:
-    row = conn.execute("SELECT change_seq FROM meta.derive_watermark WHERE table_name = %s",
-                       (table,)).fetchone()
-    return row[0] if row else 0
-
-
-def _set_watermark(conn: psycopg.Connection, table: str, seq: int) -> None:
-    conn.execute("INSERT INTO meta.derive_watermark VALUES (%s, %s, now()) ON CONFLICT "
-                 "(table_name) DO UPDATE SET change_seq = EXCLUDED.change_seq, "
-                 "derived_at = EXCLUDED.derived_at", (table, seq))
 
 
 def _merge_rows(conn: psycopg.Connection, target: str, source: str, columns: list[str],
@@ -81,9 +70,9 @@ def derive_patient_bmi(store: PostgresBackend, settings: DeriveSettings,
                        full: bool = False) -> dict[str, int]:
     """Recompute derived.patient_bmi_latest for patients whose inputs changed since last time."""
     with store.connect() as conn:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.pipeline'))")
-        upto = conn.execute("SELECT last_value FROM meta.change_seq").fetchone()[0]
-        since = 0 if full else _watermark(conn, PATIENT_BMI_LATEST.qualified_name)
+        lock_pipeline(conn)
+        upto = last_change_seq(conn)
+        since = 0 if full else watermark(conn, CONTROL, PATIENT_BMI_LATEST.qualified_name)
         conn.execute("""
             CREATE TEMP TABLE changed ON COMMIT DROP AS
             SELECT patient_key FROM refined.observation
@@ -104,18 +93,18 @@ def derive_patient_bmi(store: PostgresBackend, settings: DeriveSettings,
             WHERE d.patient_key = c.patient_key
               AND NOT EXISTS (SELECT 1 FROM new_bmi n WHERE n.patient_key = d.patient_key)
             """).rowcount
-        _set_watermark(conn, PATIENT_BMI_LATEST.qualified_name, upto)
+        set_watermark(conn, CONTROL, PATIENT_BMI_LATEST.qualified_name, upto)
     return {"changed_patients": changed, "written": written, "deleted": deleted}
 
 
 def derive_age_band_summary(store: PostgresBackend, settings: DeriveSettings) -> dict[str, int]:
     """Regroup patient_bmi_latest; only groups whose values changed are rewritten."""
     with store.connect() as conn:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.pipeline'))")
+        lock_pipeline(conn)
         # One row per group: recomputing it whole is cheap; rewriting unchanged rows is not.
         conn.execute(f"""
             CREATE TEMP TABLE new_summary ON COMMIT DROP AS
-            SELECT {_age_band_sql('age_years', settings.age_bands)} AS age_band, sex,
+            SELECT {age_band_sql('age_years', settings.age_bands)} AS age_band, sex,
                    weight_category, count(*) AS patients,
                    round(avg(bmi)::numeric, 6)::double precision AS mean_bmi
               FROM derived.patient_bmi_latest GROUP BY 1, 2, 3""")
@@ -165,7 +154,7 @@ def _compute_bmi(conn: psycopg.Connection, settings: DeriveSettings) -> None:
         SELECT patient_key, sex, height_cm, height_observation_id, height_at,
                value AS weight_kg, observation_id AS weight_observation_id,
                effective_at AS weight_at, value / (height_cm / 100.0) ^ 2 AS bmi,
-               {_category_sql('value / (height_cm / 100.0) ^ 2', 'age_years')} AS weight_category,
+               {category_sql('value / (height_cm / 100.0) ^ 2', 'age_years')} AS weight_category,
                age_years
           FROM paired""",
                  {"child": settings.child_height_window_days,

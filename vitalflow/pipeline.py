@@ -9,29 +9,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from storage_backends.postgres import PostgresBackend
 from vitalflow.config import Settings
-from vitalflow.database import ensure_database
-from vitalflow.derive import DeriveResult, derive
+from vitalflow.database import OBSERVATION_PENDING
+from vitalflow.derive import DeriveResult, derive_age_band_summary, derive_patient_bmi
 from vitalflow.progress import Reporter, SilentReporter
-from vitalflow.raw import IngestError, RawStore, discover_inputs
+from vitalflow.raw import IngestError, discover_inputs
 from vitalflow.refine import RefineResult, refine
-from vitalflow.services import EmbeddedPostgres
-
-
-def embedded_postgres(settings: Settings) -> EmbeddedPostgres:
-    return EmbeddedPostgres(settings.paths.root, settings.database.embedded_port)
-
-
-def database_url(settings: Settings) -> str:
-    """The configured DSN, or the embedded server's (started if needed)."""
-    return settings.database.url or embedded_postgres(settings).up()
-
-
-def open_store(settings: Settings) -> PostgresBackend:
-    store = PostgresBackend(database_url(settings))
-    ensure_database(store)
-    return store
+from vitalflow.storage import Layers, describe, open_layers
+from vitalflow.tables import AGE_BAND_SUMMARY, DERIVED_TABLES, PATIENT_BMI_LATEST, REFINED_TABLES
 
 
 @dataclass
@@ -43,15 +28,14 @@ class IngestSummary:
     errors: list[str] = field(default_factory=list)
 
 
-def ingest(settings: Settings, input_path: Path, reporter: Reporter | None = None
-           ) -> IngestSummary:
+def ingest(settings: Settings, layers: Layers, input_path: Path,
+           reporter: Reporter | None = None) -> IngestSummary:
     """Copy every input file into the raw layer; unreadable files are reported, not fatal."""
-    raw = RawStore(settings.paths.raw)
     summary = IngestSummary()
     for path in discover_inputs(input_path):
         summary.files += 1
         try:
-            result = raw.ingest(path, reporter, settings.ingest.batch_rows)
+            result = layers.raw.ingest(path, reporter, settings.ingest.batch_rows)
         except IngestError as exc:
             summary.errors.append(str(exc))
             continue
@@ -63,21 +47,45 @@ def ingest(settings: Settings, input_path: Path, reporter: Reporter | None = Non
     return summary
 
 
-def refine_stage(settings: Settings, store: PostgresBackend, run_id: str,
+def refine_stage(settings: Settings, layers: Layers, run_id: str,
                  reporter: Reporter | None = None) -> RefineResult:
-    return refine(store, RawStore(settings.paths.raw), settings, run_id, reporter)
+    """In-database SQL when refined lives in the control PostgreSQL, else the portable path."""
+    if layers.refined_in_control:
+        return refine(layers.control, layers.raw, settings, run_id, reporter)
+    from vitalflow.refine_portable import refine_portable
+
+    return refine_portable(layers, settings, run_id, reporter)
 
 
-def derive_stage(settings: Settings, store: PostgresBackend, full: bool = False) -> DeriveResult:
-    return derive(store, settings.derive, full=full)
+def patient_bmi_stage(settings: Settings, layers: Layers, full: bool = False) -> dict[str, int]:
+    if layers.all_in_control:
+        return derive_patient_bmi(layers.control, settings.derive, full)
+    from vitalflow.derive_portable import derive_patient_bmi_portable
+
+    return derive_patient_bmi_portable(layers, settings.derive, full)
+
+
+def age_band_summary_stage(settings: Settings, layers: Layers) -> dict[str, int]:
+    if layers.all_in_control:
+        return derive_age_band_summary(layers.control, settings.derive)
+    from vitalflow.derive_portable import derive_age_band_summary_portable
+
+    return derive_age_band_summary_portable(layers, settings.derive)
+
+
+def derive_stage(settings: Settings, layers: Layers, full: bool = False) -> DeriveResult:
+    bmi = patient_bmi_stage(settings, layers, full)
+    summary = age_band_summary_stage(settings, layers)
+    return DeriveResult(bmi["changed_patients"], bmi["written"], bmi["deleted"],
+                        summary["written"], summary["deleted"], full)
 
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
-def record_run(store: PostgresBackend, run_id: str, status: str, counts: dict | None = None) -> None:
-    with store.connect() as conn:
+def record_run(layers: Layers, run_id: str, status: str, counts: dict | None = None) -> None:
+    with layers.control.connect() as conn:
         conn.execute("""
             INSERT INTO meta.run (run_id, started_at, status, counts) VALUES (%s, now(), %s, %s)
             ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status,
@@ -85,13 +93,14 @@ def record_run(store: PostgresBackend, run_id: str, status: str, counts: dict | 
                      (run_id, status, json.dumps(counts) if counts else None))
 
 
-def run(settings: Settings, input_path: Path, reporter: Reporter | None = None) -> dict:
-    """Run all three stages and return the run summary (see summarise)."""
+def run(settings: Settings, input_path: Path, reporter: Reporter | None = None,
+        profile: str | None = None) -> dict:
+    """Run all three stages on the profile's storage and return the run summary."""
     reporter = reporter or SilentReporter()
     timings: dict[str, float] = {}
-    store = open_store(settings)
+    layers = open_layers(settings, profile)
     run_id = new_run_id()
-    record_run(store, run_id, "running")
+    record_run(layers, run_id, "running")
     try:
         lap = time.perf_counter()
 
@@ -100,38 +109,37 @@ def run(settings: Settings, input_path: Path, reporter: Reporter | None = None) 
             now = time.perf_counter()
             timings[stage], lap = now - lap, now
 
-        ingested = ingest(settings, input_path, reporter)
+        ingested = ingest(settings, layers, input_path, reporter)
         timed("ingest")
-        refined = refine_stage(settings, store, run_id, reporter)
+        refined = refine_stage(settings, layers, run_id, reporter)
         timed("refine")
-        derived = derive_stage(settings, store)
+        derived = derive_stage(settings, layers)
         timed("derive")
     except BaseException:
-        record_run(store, run_id, "failed")
+        record_run(layers, run_id, "failed")
         raise
-    summary = summarise(store, run_id, ingested, refined, derived, timings)
-    record_run(store, run_id, "succeeded", summary["counts"])
+    summary = summarise(layers, run_id, ingested, refined, derived, timings)
+    record_run(layers, run_id, "succeeded", summary["counts"])
     return summary
 
 
-def summarise(store: PostgresBackend, run_id: str, ingested: IngestSummary, refined: RefineResult,
+def summarise(layers: Layers, run_id: str, ingested: IngestSummary, refined: RefineResult,
               derived: DeriveResult, timings: dict[str, float]) -> dict:
     """A JSON-ready summary: this run's counts plus the current state of the tables."""
-    with store.connect() as conn:
-        tables = {name: conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for name in (
-            "refined.patient", "refined.observation", "refined.quarantine",
-            "refined.observation_pending", "derived.patient_bmi_latest",
-            "derived.age_band_summary")}
-        categories = dict(conn.execute(
-            "SELECT weight_category, count(*) FROM derived.patient_bmi_latest "
-            "GROUP BY 1 ORDER BY 1").fetchall())
-        bands = [dict(zip(("age_band", "sex", "weight_category", "patients", "mean_bmi"), row,
-                          strict=True)) for row in conn.execute(
-            "SELECT age_band, sex, weight_category, patients, mean_bmi "
-            "FROM derived.age_band_summary ORDER BY 1, 2, 3").fetchall()]
+    tables = {t.qualified_name: layers.refined.count(t)
+              for t in REFINED_TABLES + (OBSERVATION_PENDING,)}
+    tables.update({t.qualified_name: layers.derived.count(t) for t in DERIVED_TABLES})
+    latest = layers.derived.read(PATIENT_BMI_LATEST, ["weight_category"])
+    categories = {row["values"]: row["counts"] for row in sorted(
+        latest.column("weight_category").value_counts().to_pylist(),
+        key=lambda r: r["values"])}
+    bands = sorted(layers.derived.read(AGE_BAND_SUMMARY, [
+        "age_band", "sex", "weight_category", "patients", "mean_bmi"]).to_pylist(),
+        key=lambda r: (r["age_band"], r["sex"], r["weight_category"]))
     return {
         "run_id": run_id,
-        "database_url": store.url,
+        "storage": describe(layers),
+        "database_url": layers.control.url,
         "ingest": asdict(ingested),
         "counts": {t: c.as_dict() for t, c in sorted(refined.counts.items())},
         "quarantine_reasons": dict(refined.quarantine_reasons.most_common()),

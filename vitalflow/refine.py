@@ -15,6 +15,8 @@ import pyarrow.compute as pc
 
 from storage_backends.postgres import PostgresBackend
 from vitalflow.config import Settings
+from vitalflow.control import (CONTROL, lock_pipeline, mark_refined, next_change_seq,
+                               refined_batches)
 from vitalflow.database import create_observation_indexes, drop_observation_indexes
 from vitalflow.progress import Reporter, SilentReporter
 from vitalflow.raw import RawStore
@@ -28,9 +30,14 @@ _RANK_TERMS = ("coalesce({t}version, -1)", "coalesce({t}last_updated, '-infinity
                "{t}content_hash")
 
 
-def _rank(alias: str = "", order: str = "") -> str:
-    """The version-ranking key of a row, e.g. _rank("t.") or _rank(order=" DESC")."""
+def rank(alias: str = "", order: str = "") -> str:
+    """The version-ranking key of a row, e.g. rank("t.") or rank(order=" DESC")."""
     return ", ".join(term.format(t=alias) + order for term in _RANK_TERMS)
+
+
+def newer_than(new: str, old: str) -> str:
+    """SQL (PostgreSQL and DuckDB): the row aliased new ranks strictly above the one aliased old."""
+    return f"({rank(new)}) > ({rank(old)})"
 
 
 @dataclass
@@ -67,9 +74,9 @@ def refine(store: PostgresBackend, raw: RawStore, settings: Settings, run_id: st
     reporter = reporter or SilentReporter()
     result = RefineResult()
     with store.connect() as conn:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.pipeline'))")
+        lock_pipeline(conn)
         conn.execute("SET LOCAL work_mem = '256MB'")
-        done = {r[0] for r in conn.execute("SELECT batch_id FROM meta.refined_batch")}
+        done = refined_batches(conn, CONTROL)
         pending = sorted((b for b in raw.manifest() if b.batch_id not in done),
                          key=lambda b: b.resource_type_hint != "Patient")
         result.batches = [b.batch_id for b in pending]
@@ -81,16 +88,14 @@ def refine(store: PostgresBackend, raw: RawStore, settings: Settings, run_id: st
         parallel = total >= settings.refine.worker_process_min_records
         merge.open()
         with reporter.step("refine", total) as bar:
-            for out, size in _standardised(chunks, settings, parallel):
+            for out, size in standardised(chunks, settings, parallel):
                 merge.chunk(out)
-                _tally(result, out)
+                tally(result, out)
                 bar.advance(size)
         with reporter.step("merge into refined", None):
             merge.close()
             _finish(conn, result, start_seq)
-        conn.cursor().executemany(
-            "INSERT INTO meta.refined_batch VALUES (%s, %s, now(), %s)",
-            [(b.batch_id, run_id, b.records) for b in pending])
+        mark_refined(conn, CONTROL, run_id, [(b.batch_id, b.records) for b in pending])
     return result
 
 
@@ -107,7 +112,7 @@ def _run_worker(records: pa.RecordBatch, hint: str | None) -> StandardisedBatch:
     return _worker.run(records, hint)
 
 
-def _standardised(chunks: Iterator[tuple[pa.RecordBatch, str | None]], settings: Settings,
+def standardised(chunks: Iterator[tuple[pa.RecordBatch, str | None]], settings: Settings,
                   parallel: bool) -> Iterator[tuple[StandardisedBatch, int]]:
     """Standardised chunks in input order, inline or from two worker processes."""
     options = (settings.refine.observation_codes, settings.refine.excluded_statuses,
@@ -140,8 +145,7 @@ def _create_stages(conn: psycopg.Connection) -> int:
         names = ", ".join(c.name for c in columns)
         conn.execute(f"CREATE TEMP TABLE {name} ON COMMIT DROP AS "
                      f"SELECT {names} FROM {source} WITH NO DATA")
-    # nextval, not last_value: it is the only reading that is safe right after a restart.
-    return conn.execute("SELECT nextval('meta.change_seq')").fetchone()[0]
+    return next_change_seq(conn)
 
 
 class _ChunkMerge:
@@ -239,7 +243,7 @@ class _ChunkMerge:
               FROM stage_orphan""", (str(Quarantine.UNKNOWN_PATIENT),))
 
 
-def _tally(result: RefineResult, out) -> None:
+def tally(result: RefineResult, out) -> None:
     for resource_type, n in out.read.items():
         result.resource(resource_type).read += n
     for (resource_type, reason), n in out.filtered.items():
@@ -261,16 +265,16 @@ def _upsert(conn: psycopg.Connection, target: str, source: str, columns: list[st
         SELECT {names}, nextval('meta.change_seq'), now() FROM {source}
         ON CONFLICT ({key}) DO UPDATE SET {updates}, change_seq = EXCLUDED.change_seq,
                                           refined_at = EXCLUDED.refined_at
-        WHERE ({_rank('EXCLUDED.')}) > ({_rank('t.')})""")
+        WHERE {newer_than('EXCLUDED.', 't.')}""")
 
 
 def _latest_per_key(conn: psycopg.Connection, stage: str, key: str) -> None:
-    """Keep one row per key in a stage table: the newest version (see _rank)."""
+    """Keep one row per key in a stage table: the newest version (see rank)."""
     # Only keys seen more than once need ranking: a hash aggregate finds them without sorting.
     conn.execute(f"""
         DELETE FROM {stage} s USING (
           SELECT ctid,
-                 row_number() OVER (PARTITION BY {key} ORDER BY {_rank(order=' DESC')}) AS rn
+                 row_number() OVER (PARTITION BY {key} ORDER BY {rank(order=' DESC')}) AS rn
             FROM {stage} WHERE {key} IN (
               SELECT {key} FROM {stage} GROUP BY {key} HAVING count(*) > 1)) r
         WHERE s.ctid = r.ctid AND r.rn > 1""")

@@ -1,0 +1,63 @@
+"""The control database's ledger: refined batches, derive watermarks and the change sequence."""
+
+from __future__ import annotations
+
+import psycopg
+
+from storage_backends.base import Backend, redact
+
+CONTROL = "control"
+
+
+def target_of(backend: Backend, control: Backend) -> str:
+    """How the ledger names where a layer lives: 'control', or the URL without secrets."""
+    return CONTROL if backend.url == control.url else redact(backend.url)
+
+
+def lock_pipeline(conn: psycopg.Connection) -> None:
+    """One refine or derive at a time, until the transaction ends."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.pipeline'))")
+
+
+def refined_batches(conn: psycopg.Connection, target: str) -> set[str]:
+    return {r[0] for r in conn.execute(
+        "SELECT batch_id FROM meta.refined_batch WHERE target = %s", (target,))}
+
+
+def mark_refined(conn: psycopg.Connection, target: str, run_id: str,
+                 batches: list[tuple[str, int]]) -> None:
+    conn.cursor().executemany(
+        "INSERT INTO meta.refined_batch VALUES (%s, %s, %s, now(), %s)",
+        [(target, batch_id, run_id, records) for batch_id, records in batches])
+
+
+def next_change_seq(conn: psycopg.Connection) -> int:
+    # nextval, not last_value: it is the only reading that is safe right after a restart.
+    return conn.execute("SELECT nextval('meta.change_seq')").fetchone()[0]
+
+
+def last_change_seq(conn: psycopg.Connection) -> int:
+    return conn.execute("SELECT last_value FROM meta.change_seq").fetchone()[0]
+
+
+def watermark(conn: psycopg.Connection, target: str, table: str) -> int:
+    row = conn.execute("SELECT change_seq FROM meta.derive_watermark "
+                       "WHERE target = %s AND table_name = %s", (target, table)).fetchone()
+    return row[0] if row else 0
+
+
+def set_watermark(conn: psycopg.Connection, target: str, table: str, seq: int) -> None:
+    conn.execute("INSERT INTO meta.derive_watermark VALUES (%s, %s, %s, now()) ON CONFLICT "
+                 "(target, table_name) DO UPDATE SET change_seq = EXCLUDED.change_seq, "
+                 "derived_at = EXCLUDED.derived_at", (target, table, seq))
+
+
+def touched_patients(conn: psycopg.Connection, since: int) -> list[str]:
+    """Patients that lost an observation to another patient since the watermark."""
+    return [r[0] for r in conn.execute(
+        "SELECT DISTINCT patient_key FROM meta.patient_touch WHERE change_seq > %s", (since,))]
+
+
+def record_touches(conn: psycopg.Connection, patient_keys: list[str], seq: int) -> None:
+    conn.cursor().executemany("INSERT INTO meta.patient_touch VALUES (%s, %s)",
+                              [(key, seq) for key in patient_keys])

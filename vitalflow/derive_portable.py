@@ -1,0 +1,151 @@
+"""Derive on any backend: changed patients read through the interface, metrics in DuckDB."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vitalflow.config import DeriveSettings
+from vitalflow.control import (last_change_seq, lock_pipeline, set_watermark, target_of,
+                               touched_patients, watermark)
+from vitalflow.database import check_owner
+from vitalflow.derive import BMI_FLOW, SUMMARY_FLOW, DeriveResult, age_band_sql, category_sql
+from vitalflow.storage import Layers
+from vitalflow.tables import AGE_BAND_SUMMARY, OBSERVATION, PATIENT, PATIENT_BMI_LATEST, Table
+
+_MEASURES = ["body_height", "body_weight"]
+
+
+def _duckdb() -> duckdb.DuckDBPyConnection:
+    db = duckdb.connect()
+    db.execute("SET TimeZone = 'UTC'")  # dates of instants are taken in UTC, as in PostgreSQL
+    return db
+
+
+def derive_patient_bmi_portable(layers: Layers, settings: DeriveSettings,
+                                full: bool = False) -> dict[str, int]:
+    """Recompute derived.patient_bmi_latest for patients whose inputs changed since last time."""
+    refined, derived = layers.refined, layers.derived
+    target = target_of(derived, layers.control)
+    with layers.control.connect() as control:
+        lock_pipeline(control)
+        check_owner(control, PATIENT_BMI_LATEST, BMI_FLOW)
+        upto = last_change_seq(control)
+        since = 0 if full else watermark(control, target, PATIENT_BMI_LATEST.qualified_name)
+        changed = _changed_patients(layers, since, touched_patients(control, since))
+        if full:
+            changed = pc.unique(pa.concat_arrays([changed, derived.read(
+                PATIENT_BMI_LATEST, ["patient_key"]).column("patient_key").combine_chunks()]))
+        observations = refined.read(OBSERVATION, ["patient_key", "observation_id", "measure",
+                                                  "value", "effective_at"],
+                                    where=[("patient_key", "in", changed),
+                                           ("measure", "in", _MEASURES)])
+        patients = refined.read(PATIENT, ["patient_key", "gender", "birth_date"],
+                                where=[("patient_key", "in", changed)])
+        new = _compute_bmi(observations, patients, settings)
+        stored = derived.read(PATIENT_BMI_LATEST, where=[("patient_key", "in", changed)])
+        written, deleted = _replace_changed(derived, PATIENT_BMI_LATEST, new, stored)
+        set_watermark(control, target, PATIENT_BMI_LATEST.qualified_name, upto)
+    return {"changed_patients": len(changed), "written": written, "deleted": deleted}
+
+
+def derive_age_band_summary_portable(layers: Layers, settings: DeriveSettings) -> dict[str, int]:
+    """Regroup patient_bmi_latest; only groups whose values changed are rewritten."""
+    derived = layers.derived
+    with layers.control.connect() as control:
+        lock_pipeline(control)
+        check_owner(control, AGE_BAND_SUMMARY, SUMMARY_FLOW)
+        latest = derived.read(PATIENT_BMI_LATEST, ["age_years", "sex", "weight_category", "bmi"])
+        new = _duckdb().execute(f"""
+            SELECT {age_band_sql('age_years', settings.age_bands)} AS age_band, sex,
+                   weight_category, count(*) AS patients, round(avg(bmi), 6) AS mean_bmi
+              FROM latest GROUP BY ALL""").arrow().read_all()
+        written, deleted = _replace_changed(derived, AGE_BAND_SUMMARY, new,
+                                            derived.read(AGE_BAND_SUMMARY))
+    return {"written": written, "deleted": deleted}
+
+
+def derive_portable(layers: Layers, settings: DeriveSettings, full: bool = False
+                    ) -> DeriveResult:
+    bmi = derive_patient_bmi_portable(layers, settings, full)
+    summary = derive_age_band_summary_portable(layers, settings)
+    return DeriveResult(bmi["changed_patients"], bmi["written"], bmi["deleted"],
+                        summary["written"], summary["deleted"], full)
+
+
+def _changed_patients(layers: Layers, since: int, touched: list[str]) -> pa.Array:
+    refined = layers.refined
+    observed = refined.read(OBSERVATION, ["patient_key"], where=[
+        ("change_seq", ">", since), ("measure", "in", _MEASURES)])
+    patients = refined.read(PATIENT, ["patient_key"], where=[("change_seq", ">", since)])
+    return pc.unique(pa.concat_arrays([
+        observed.column("patient_key").combine_chunks(),
+        patients.column("patient_key").combine_chunks(), pa.array(touched, pa.string())]))
+
+
+def _compute_bmi(observations: pa.Table, patients: pa.Table,
+                 settings: DeriveSettings) -> pa.Table:
+    """The SQL twin of derive._compute_bmi: latest weight, latest height within the window."""
+    in_window = (f"h_at >= effective_at - to_days(CASE WHEN age_years < 18 "
+                 f"THEN {settings.child_height_window_days} "
+                 f"ELSE {settings.height_window_days} END)")
+    bmi = "CASE WHEN has_height THEN value / ((h_value / 100.0) ^ 2) END"
+    return _duckdb().execute(f"""
+        WITH weight AS (
+          SELECT patient_key, observation_id, value, effective_at FROM observations
+           WHERE measure = 'body_weight'
+          QUALIFY row_number() OVER (PARTITION BY patient_key
+                                     ORDER BY effective_at DESC, observation_id DESC) = 1),
+        aged AS (
+          SELECT w.*, coalesce(p.gender, 'unknown') AS sex,
+                 {_completed_years('w.effective_at::date', 'p.birth_date')} AS age_years
+            FROM weight w LEFT JOIN patients p USING (patient_key)),
+        height AS (
+          SELECT patient_key, observation_id, value, effective_at FROM observations
+           WHERE measure = 'body_height'
+          QUALIFY row_number() OVER (PARTITION BY patient_key, effective_at
+                                     ORDER BY observation_id DESC) = 1),
+        paired AS (
+          SELECT w.*, h.observation_id AS h_id, h.value AS h_value, h.effective_at AS h_at
+            FROM aged w ASOF LEFT JOIN height h
+              ON w.patient_key = h.patient_key AND w.effective_at >= h.effective_at),
+        windowed AS (
+          SELECT *, coalesce({in_window}, false) AS has_height FROM paired)
+        SELECT patient_key, sex,
+               CASE WHEN has_height THEN h_value END AS height_cm,
+               CASE WHEN has_height THEN h_id END AS height_observation_id,
+               CASE WHEN has_height THEN h_at END AS height_at,
+               value AS weight_kg, observation_id AS weight_observation_id,
+               effective_at AS weight_at, {bmi} AS bmi,
+               {category_sql(bmi, 'age_years')} AS weight_category, age_years
+          FROM windowed""").arrow().read_all()
+
+
+def _completed_years(day: str, birth: str) -> str:
+    """Completed years from birth to day, as PostgreSQL's extract(year FROM age(day, birth))."""
+    def years(later: str, earlier: str) -> str:
+        return (f"(year({later}) - year({earlier}) - CASE WHEN month({later}) * 100 + "
+                f"day({later}) < month({earlier}) * 100 + day({earlier}) THEN 1 ELSE 0 END)")
+    return (f"CASE WHEN {birth} IS NULL THEN NULL WHEN {day} >= {birth} "
+            f"THEN {years(day, birth)} ELSE -{years(birth, day)} END")
+
+
+def _replace_changed(backend, table: Table, new: pa.Table, stored: pa.Table) -> tuple[int, int]:
+    """Upsert rows whose values changed and delete stored rows that have no new row."""
+    keys = list(table.primary_key)
+    values = [c for c in table.column_names if c not in keys and c != "computed_at"]
+    new = new.cast(pa.schema([table.arrow_schema.field(c) for c in new.column_names]))
+    db = _duckdb()
+    changed = db.execute(f"""
+        SELECT n.* FROM new n LEFT JOIN stored s USING ({', '.join(keys)})
+         WHERE s.{keys[0]} IS NULL OR ({', '.join(f's.{c}' for c in values)})
+               IS DISTINCT FROM ({', '.join(f'n.{c}' for c in values)})""").arrow().read_all()
+    gone = db.execute(f"SELECT {', '.join(keys)} FROM stored "
+                      f"EXCEPT SELECT {', '.join(keys)} FROM new").arrow().read_all()
+    now = pa.array([datetime.now(UTC)] * changed.num_rows, pa.timestamp("us", "UTC"))
+    backend.upsert(table, changed.append_column("computed_at", now))
+    backend.delete(table, gone)
+    return changed.num_rows, gone.num_rows

@@ -1,0 +1,125 @@
+"""Where each layer lives: a storage profile resolved to backends, starting embedded services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+from storage_backends.base import Backend
+from storage_backends.postgres import PostgresBackend
+from storage_backends.registry import open_backend
+from vitalflow.config import Settings
+from vitalflow.raw import RawStore
+from vitalflow.services import EmbeddedPostgres
+
+
+@dataclass
+class Layers:
+    """The backends of one profile. The control database (run ledger, watermarks, ownership)
+    is always PostgreSQL: the configured server or the embedded one."""
+
+    profile: str
+    raw: RawStore  # or an IcebergRawStore, which has the same methods
+    refined: Backend
+    derived: Backend
+    control: PostgresBackend
+
+    @property
+    def refined_in_control(self) -> bool:
+        """Refined lives in the control database: refine runs as SQL inside it."""
+        return isinstance(self.refined, PostgresBackend) and self.refined.url == self.control.url
+
+    @property
+    def all_in_control(self) -> bool:
+        """Refined and derived both live in the control database: derive runs as SQL too."""
+        return self.refined_in_control and self.derived.url == self.control.url
+
+    def close(self) -> None:
+        for backend in {id(b): b for b in (self.refined, self.derived, self.control)}.values():
+            backend.close()
+
+
+def embedded_postgres(settings: Settings) -> EmbeddedPostgres:
+    return EmbeddedPostgres(settings.paths.root, settings.database.embedded_port)
+
+
+def control_url(settings: Settings) -> str:
+    """The configured DSN, or the embedded server's (started if needed)."""
+    return settings.database.url or embedded_postgres(settings).up()
+
+
+def open_layers(settings: Settings, profile: str | None = None) -> Layers:
+    """The backends of the profile (default: storage.profile), with their services started."""
+    from vitalflow.database import ensure_layers
+
+    name = profile or settings.storage.profile
+    placement = settings.storage.placement(name)
+    control = PostgresBackend(control_url(settings))
+    opened: dict[str, Backend] = {control.url: control}
+
+    def backend(engine: str) -> Backend:
+        url = engine_url(settings, engine, control.url)
+        if url not in opened:
+            opened[url] = open_backend(url, **engine_options(settings, url))
+        return opened[url]
+
+    raw = (RawStore(settings.paths.raw) if placement.raw == "parquet"
+           else _iceberg_raw(backend("iceberg")))
+    layers = Layers(name, raw, backend(placement.refined), backend(placement.derived), control)
+    ensure_layers(layers)
+    return layers
+
+
+def engine_url(settings: Settings, engine: str, control: str) -> str:
+    """A backend URL for an engine name; full URLs pass through unchanged."""
+    if "://" in engine:
+        return engine
+    if engine in ("postgresql", "postgres"):
+        return control
+    if engine == "clickhouse":
+        return settings.clickhouse.url or f"chdb://{(settings.paths.root / 'clickhouse')}"
+    if engine == "iceberg":
+        if settings.iceberg.catalog_url:
+            return settings.iceberg.catalog_url
+        warehouse = settings.iceberg.warehouse or f"s3://{settings.s3.bucket}/warehouse"
+        separator = "&" if urlsplit(control).query else "?"
+        return f"iceberg+{control}{separator}{urlencode({'warehouse': warehouse})}"
+    raise ValueError(f"unknown storage engine {engine!r}: use parquet, postgresql, iceberg, "
+                     "clickhouse or a backend URL")
+
+
+def engine_options(settings: Settings, url: str) -> dict:
+    """Engine-specific options: object-store settings for an Iceberg warehouse on S3."""
+    if not url.startswith("iceberg+") or "warehouse=s3" not in url:
+        return {}
+    from vitalflow.object_store import SeaweedFS, s3_options
+
+    if settings.s3.endpoint:
+        return {"s3": s3_options(endpoint=settings.s3.endpoint, region=settings.s3.region)}
+    store = embedded_object_store(settings)
+    store.up()
+    return {"s3": s3_options(store)}
+
+
+def embedded_object_store(settings: Settings):
+    from vitalflow.object_store import SeaweedFS
+
+    return SeaweedFS(settings.paths.root, settings.s3.embedded_port, bucket=settings.s3.bucket)
+
+
+def _iceberg_raw(backend: Backend):
+    from vitalflow.raw_iceberg import IcebergRawStore
+
+    return IcebergRawStore(backend)
+
+
+def describe(layers: Layers) -> dict[str, str]:
+    """Where each layer lives, without secrets (for summaries and the CLI)."""
+    from storage_backends.base import redact
+
+    raw = layers.raw.root if isinstance(layers.raw, RawStore) else getattr(layers.raw, "backend")
+    return {"profile": layers.profile, "raw": redact(str(raw) if isinstance(raw, Path)
+                                                     else raw.url),
+            "refined": redact(layers.refined.url), "derived": redact(layers.derived.url),
+            "control": redact(layers.control.url)}

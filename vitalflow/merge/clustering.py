@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -103,9 +102,11 @@ def cluster(identities: pa.Table, pairs: pa.Table, *, match_probability: float,
 
     Edges are applied strongest first (manual `always` overrides, identifier pairs, then
     probabilistic pairs at or above `match_probability` by falling probability); an edge that
-    would put two records with a `never` override into one person is skipped. A person keeps
-    the id it had in `previous` links when one of its records anchored it; otherwise its id is
-    minted from its smallest record. `linked_at` stays as it was while a record's person does.
+    would put two records with a `never` override into one person is skipped. A person's id is
+    minted from its anchor, the record seen first (column `first_seen` of `identities` when
+    present; ties and absent times go to the smallest record): a record joining later never
+    changes the id, and a split gives each part the id it had before the merge. `linked_at`
+    (from `previous` links) stays as it was while a record's person does.
     """
     keys = sorted(zip(identities.column("source_system").to_pylist(),
                       identities.column("source_id").to_pylist(), strict=True))
@@ -125,7 +126,7 @@ def cluster(identities: pa.Table, pairs: pa.Table, *, match_probability: float,
             for i in (a, b):
                 strongest.setdefault(i, (rule, probability, weight))  # edges come strongest first
 
-    person_of_root = _person_ids(keys, roots, components, previous)
+    person_of_root = _person_ids(identities, keys, roots, components)
     before = _previous(previous)
     rows = []
     for i, key in enumerate(keys):
@@ -162,18 +163,16 @@ def _previous(previous: pa.Table | None) -> dict[Key, tuple[str, datetime]]:
             for r in previous.to_pylist()}
 
 
-def _person_ids(keys: list[Key], roots: list[int], components: _Components,
-                previous: pa.Table | None) -> dict[int, str]:
-    before = {key: person for key, (person, _) in _previous(previous).items()}
-    sizes = Counter(before.values())
-    person_of_root = {}
-    for root in set(roots):
-        members = sorted(keys[i] for i in components.members[root])
-        # Records that minted their previous person: the largest such person lives on.
-        anchors = [m for m in members if before.get(m) == mint_person_id(m)]
-        anchor = min(anchors, key=lambda m: (-sizes[before[m]], m)) if anchors else members[0]
-        person_of_root[root] = mint_person_id(anchor)
-    return person_of_root
+def _person_ids(identities: pa.Table, keys: list[Key], roots: list[int],
+                components: _Components) -> dict[int, str]:
+    seen: dict[Key, float] = {}
+    if "first_seen" in identities.column_names:
+        for system, source_id, stamp in zip(*(identities.column(name).to_pylist() for name in (
+                "source_system", "source_id", "first_seen")), strict=True):
+            seen[(system, source_id)] = stamp.timestamp() if stamp else float("-inf")
+    return {root: mint_person_id(min((keys[i] for i in components.members[root]),
+                                     key=lambda k: (seen.get(k, float("-inf")), k)))
+            for root in set(roots)}
 
 
 def _review(pairs: pa.Table, decisions: dict, index: dict[Key, int], roots: list[int],

@@ -134,7 +134,7 @@ def _splink_pairs(identities: pa.Table, keys: list[tuple], settings: MergeSettin
     try:
         db_api = DuckDBAPI(connection)
         linker = Linker(db_api.register(matching_columns(identities)), _model(settings),
-                        log_level=logging.WARNING)
+                        log_level=logging.ERROR)
         training = linker.training
         training.estimate_probability_two_random_records_match(
             ["l.given_key = r.given_key and l.family_key = r.family_key "

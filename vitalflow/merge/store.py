@@ -6,6 +6,8 @@ identifiers. Nothing here logs or raises with any of those values.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import psycopg
 import pyarrow as pa
 
@@ -19,6 +21,9 @@ from vitalflow.tables import Column, Pii, Table
 SCHEMA = "identity"
 OWNER = "merge"
 _PAIR_KEY = ("source_system_l", "source_id_l", "source_system_r", "source_id_r")
+# First time a record was stored: its person's anchor is the record seen first.
+SOURCE_RECORD_SCHEMA = IDENTITY_SCHEMA.append(
+    pa.field("first_seen", pa.timestamp("us", tz="UTC"), False))
 _DIRECT = {"source_id", "identifier_value", "given", "family", "address_line", "source_id_l",
            "source_id_r", "source_id_a", "source_id_b"}
 _QUASI = {"birth_date", "postcode", "city"}
@@ -41,6 +46,7 @@ _DESCRIPTIONS = {
     "rule": "manual, identifier, probabilistic, or single (no link)",
     "linked_at": "since when the record belongs to this person",
     "records": "number of source records of the person",
+    "first_seen": "when the record was first stored",
     "decision": "always or never link the two records", "decided_at": "when it was decided",
 }
 _SIDES = {"_l": "left record: ", "_r": "right record: ", "_a": "first record: ",
@@ -62,7 +68,7 @@ def _table(name: str, description: str, schema: pa.Schema, key: tuple[str, ...])
 
 
 SOURCE_RECORD = _table("source_record", "Identity attributes of each source Patient record "
-                       "(newest version).", IDENTITY_SCHEMA, ("source_system", "source_id"))
+                       "(newest version).", SOURCE_RECORD_SCHEMA, ("source_system", "source_id"))
 PERSON_LINK = _table("person_link", "The person each source record belongs to, with the rule "
                      "and match weight of its strongest link.", LINK_SCHEMA,
                      ("source_system", "source_id"))
@@ -93,19 +99,21 @@ def lock(conn: psycopg.Connection) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.identity'))")
 
 
-def upsert_identities(conn: psycopg.Connection, identities: pa.Table) -> None:
-    """New records are added; a known record is replaced unless what is stored is newer."""
+def upsert_identities(conn: psycopg.Connection, identities: pa.Table, now: datetime) -> None:
+    """New records are added (first seen `now`); a known record's attributes are replaced
+    unless what is stored is newer by meta.lastUpdated."""
     columns = IDENTITY_SCHEMA.names
-    conn.execute("CREATE TEMP TABLE identity_stage (LIKE identity.source_record) "
-                 "ON COMMIT DROP")
+    conn.execute(f"CREATE TEMP TABLE identity_stage AS SELECT {', '.join(columns)} "
+                 f"FROM {SOURCE_RECORD.qualified_name} WITH NO DATA")
     _copy(conn, "identity_stage", identities.select(columns))
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
     conn.execute(
-        f"INSERT INTO {SOURCE_RECORD.qualified_name} ({', '.join(columns)}) "
-        f"SELECT {', '.join(columns)} FROM identity_stage "
+        f"INSERT INTO {SOURCE_RECORD.qualified_name} ({', '.join(columns)}, first_seen) "
+        f"SELECT DISTINCT ON (source_system, source_id) {', '.join(columns)}, %s "
+        "FROM identity_stage ORDER BY source_system, source_id, last_updated DESC NULLS LAST "
         f"ON CONFLICT (source_system, source_id) DO UPDATE SET {updates} "
         f"WHERE {SOURCE_RECORD.qualified_name}.last_updated IS NULL "
-        f"OR excluded.last_updated >= {SOURCE_RECORD.qualified_name}.last_updated")
+        f"OR excluded.last_updated >= {SOURCE_RECORD.qualified_name}.last_updated", [now])
     conn.execute("DROP TABLE identity_stage")
 
 
@@ -166,6 +174,6 @@ def review_with_attributes(conn: psycopg.Connection, limit: int) -> list[dict]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-_SCHEMAS = {"source_record": IDENTITY_SCHEMA, "person_link": LINK_SCHEMA, "person": GOLDEN_SCHEMA,
+_SCHEMAS = {"source_record": SOURCE_RECORD_SCHEMA, "person_link": LINK_SCHEMA, "person": GOLDEN_SCHEMA,
             "match_pair": PAIR_SCHEMA, "review_pair": REVIEW_SCHEMA,
             "link_override": OVERRIDE_SCHEMA}

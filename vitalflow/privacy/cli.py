@@ -51,10 +51,15 @@ def _known_errors() -> tuple[type[Exception], ...]:
             IngestError, ValueError, psycopg.OperationalError)
 
 
-def _database_url(settings) -> str:
-    from vitalflow import pipeline
+def _embedded(settings):
+    from vitalflow.services import EmbeddedPostgres
 
-    return pipeline.database_url(settings)
+    return EmbeddedPostgres(settings.paths.root, settings.database.embedded_port)
+
+
+def _database_url(settings) -> str:
+    """The configured DSN, or the embedded server's (started if needed)."""
+    return settings.database.url or _embedded(settings).up()
 
 
 def filter_command(
@@ -178,9 +183,7 @@ def reidentify(
             if settings.database.url:
                 raise ValueError(f"database.url is set: give --url (or {REIDENTIFY_URL_ENV}) "
                                  f"for a member of {REIDENTIFIER}")
-            from vitalflow import pipeline
-
-            url = pipeline.embedded_postgres(settings).url(role=REIDENTIFIER)
+            url = _embedded(settings).url(role=REIDENTIFIER)
         with psycopg.connect(url, autocommit=True) as conn:
             found = lookup(conn, pseudonym, reason, _who())
     except _known_errors() as exc:

@@ -88,12 +88,12 @@ def ensure_identity_schema(conn: psycopg.Connection) -> None:
     conn.execute(_DDL)
 
 
-def ensure_roles(conn: psycopg.Connection,
-                 passwords: Mapping[str, str] | None = None) -> None:
+def ensure_roles(conn: psycopg.Connection, passwords: Mapping[str, str] | None = None,
+                 roles: Iterable[str] = ROLES) -> None:
     """Create the cluster-wide roles if missing: NOLOGIN groups to grant to people, or LOGIN
     roles for those given a password. Safe to run concurrently from several sessions."""
     passwords = passwords or {}
-    for role in ROLES:
+    for role in roles:
         login = (sql.SQL("LOGIN PASSWORD {}").format(sql.Literal(passwords[role]))
                  if role in passwords else sql.SQL("NOLOGIN"))
         try:
@@ -164,16 +164,16 @@ def record_identities(conn: psycopg.Connection, identities: pa.Table,
     """Add pseudonym -> source identity rows (from Pseudonymiser) that are not there yet."""
     if identities.num_rows == 0:
         return
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS identity_stage "
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS pseudonym_stage "
                  "(pseudonym text, source_system text, source_id text) ON COMMIT DELETE ROWS")
-    with conn.cursor().copy("COPY identity_stage FROM STDIN") as copy:
+    with conn.cursor().copy("COPY pseudonym_stage FROM STDIN") as copy:
         for row in zip(*(identities.column(n).to_pylist() for n in
                          ("pseudonym", "source_system", "source_id")), strict=True):
             copy.write_row(row)
     conn.execute("INSERT INTO identity.patient_identity (pseudonym, source_system, source_id, "
-                 "key_id) SELECT pseudonym, source_system, source_id, %s FROM identity_stage "
+                 "key_id) SELECT pseudonym, source_system, source_id, %s FROM pseudonym_stage "
                  "ON CONFLICT DO NOTHING", (key.key_id,))
-    conn.execute("TRUNCATE identity_stage")
+    conn.execute("TRUNCATE pseudonym_stage")
 
 
 def reidentify(conn: psycopg.Connection, pseudonym: str, reason: str,

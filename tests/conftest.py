@@ -61,3 +61,16 @@ from hypothesis import settings as hypothesis_settings  # noqa: E402
 hypothesis_settings.register_profile("default", max_examples=25, derandomize=True)
 hypothesis_settings.register_profile("thorough", max_examples=300)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """The embedded S3 object store (SeaweedFS) on free loopback ports, for the whole session."""
+    from vitalflow.object_store import SeaweedFS
+
+    root = Path(tempfile.mkdtemp(prefix="vitalflow-test-s3-"))
+    server = SeaweedFS(root, free_port())
+    server.up()
+    yield server
+    server.down()
+    shutil.rmtree(root, ignore_errors=True)

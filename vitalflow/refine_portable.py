@@ -101,7 +101,7 @@ class _Merge:
         parked = self._write_newer(OBSERVATION_PENDING, orphans)
         quarantine = pa.concat_tables([
             self.staged.table("quarantine", _stage_schema(QUARANTINE)),
-            _orphan_quarantine(orphans)])
+            _orphan_quarantine(orphans)], promote_options="permissive")
         promoted = self._promote()
         quarantine = quarantine.filter(pc.invert(pc.is_in(
             quarantine.column("raw_record_id"), promoted.column("raw_record_id"))))

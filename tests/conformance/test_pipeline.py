@@ -1,0 +1,155 @@
+"""The unchanged pipeline on every storage profile: counts reconcile, incremental equals a full
+rebuild, re-runs and crashes change nothing, and derived rows equal the Postgres profile's."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.profiles import PROFILES, profile_settings
+from tests.fhir_factory import observation, patient, write_ndjson
+from vitalflow import pipeline
+from vitalflow.generate import generate
+from vitalflow.storage import open_layers
+from vitalflow.tables import AGE_BAND_SUMMARY, PATIENT_BMI_LATEST
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(params=list(PROFILES), ids=list(PROFILES))
+def profile(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("generated")
+    generate(folder, 80, seed=7, defect_rate=0.2)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(generated, tmp_path_factory, pg_server) -> dict:
+    """The generated input run once on the Postgres profile (in-database SQL)."""
+    from tests.conformance.profiles import fresh_database
+
+    with fresh_database(pg_server) as url:
+        settings = profile_settings("postgres", tmp_path_factory.mktemp("reference"), url, None)
+        summary = pipeline.run(settings, generated)
+        return {"summary": summary, "derived": derived_rows(settings)}
+
+
+def derived_rows(settings) -> dict[str, list[dict]]:
+    layers = open_layers(settings)
+    rows = {}
+    for table in (PATIENT_BMI_LATEST, AGE_BAND_SUMMARY):
+        columns = [c for c in table.column_names if c != "computed_at"]
+        rows[table.name] = sorted(layers.derived.read(table, columns).to_pylist(),
+                                  key=lambda r: tuple(str(r[k]) for k in table.primary_key))
+    return rows
+
+
+def assert_same_rows(got: dict, expected: dict) -> None:
+    assert got.keys() == expected.keys()
+    for name in expected:
+        assert len(got[name]) == len(expected[name]), name
+        for mine, theirs in zip(got[name], expected[name], strict=True):
+            assert mine.keys() == theirs.keys()
+            for column, value in theirs.items():
+                other = mine[column]
+                if isinstance(value, float) and isinstance(other, float):
+                    assert math.isclose(other, value, rel_tol=1e-9), (name, column)
+                else:
+                    assert other == value, (name, column, mine)
+
+
+def reconciles(summary: dict) -> None:
+    for resource_type, c in summary["counts"].items():
+        assert c["read"] == c["refined"] + c["quarantined"] + c["filtered"] + c["duplicates"], (
+            resource_type, c)
+
+
+@pytest.fixture
+def settings_for(request, tmp_path, database_url):
+    """Settings of a profile, made once per test (a profile may create databases)."""
+    made = {}
+
+    def settings(name: str):
+        if name not in made:
+            made[name] = profile_settings(name, tmp_path / name, database_url, request)
+        return made[name]
+    return settings
+
+
+def test_counts_and_derived_rows_equal_the_postgres_profile(profile, settings_for, generated,
+                                                            reference):
+    summary = pipeline.run(settings_for(profile), generated)
+    reconciles(summary)
+    expected = reference["summary"]
+    assert summary["counts"] == expected["counts"]
+    assert summary["quarantine_reasons"] == expected["quarantine_reasons"]
+    assert summary["tables"] == expected["tables"]
+    assert_same_rows(derived_rows(settings_for(profile)), reference["derived"])
+
+
+def test_rerun_changes_nothing(profile, settings_for, generated):
+    settings = settings_for(profile)
+    pipeline.run(settings, generated)
+    before = derived_rows(settings)
+    again = pipeline.run(settings, generated)
+    assert all(c["read"] == 0 for c in again["counts"].values())
+    assert (again["derive"]["bmi_rows_written"], again["derive"]["summary_rows_written"]) == (0, 0)
+    assert derived_rows(settings) == before
+
+
+def test_incremental_equals_full_rebuild(profile, settings_for, tmp_path):
+    settings = settings_for(profile)
+    write_ndjson(tmp_path / "1" / "Patient.ndjson",
+                 [patient("a", birth="1970-02-28"), patient("b", birth="2010-06-01", gender="male"),
+                  patient("c", birth="1999-12-31")])
+    write_ndjson(tmp_path / "1" / "Observation.ndjson", [
+        observation("ha", "a", "height", 170, "2020-01-01T10:00:00Z"),
+        observation("wa", "a", "weight", 80, "2020-06-01T10:00:00Z"),
+        observation("hb", "b", "height", 150, "2021-01-01T10:00:00Z"),
+        observation("wb", "b", "weight", 45, "2021-01-20T10:00:00Z"),
+        observation("wc", "c", "weight", 60, "2021-01-20T10:00:00Z"),
+        observation("wo", "orphan", "weight", 60, "2021-01-20T10:00:00Z")])
+    write_ndjson(tmp_path / "2" / "Observation.ndjson", [
+        # a newer version moves a's weight to c; b gets a later weight out of its height window
+        observation("wa", "c", "weight", 81, "2020-06-01T10:00:00Z", version=2),
+        observation("wb2", "b", "weight", 47, "2021-03-01T10:00:00Z"),
+        observation("hc", "c", "height", 160, "2021-01-01T10:00:00Z")])
+    write_ndjson(tmp_path / "3" / "Patient.ndjson", [patient("orphan", birth="1950-01-01")])
+    for step in ("1", "2", "3"):
+        summary = pipeline.run(settings, tmp_path / step)
+        reconciles(summary)
+    assert summary["promoted_orphans"] == 1
+    incremental = derived_rows(settings)
+    layers = open_layers(settings)
+    rebuild = pipeline.derive_stage(settings, layers, full=True)
+    assert (rebuild.bmi_rows_written, rebuild.bmi_rows_deleted) == (0, 0)
+    assert (rebuild.summary_rows_written, rebuild.summary_rows_deleted) == (0, 0)
+    assert derived_rows(settings) == incremental
+    by_patient = {r["patient_key"]: r for r in incremental["patient_bmi_latest"]}
+    assert set(by_patient) == {"b", "c", "orphan"}
+    assert (by_patient["c"]["weight_observation_id"], by_patient["c"]["height_cm"]) == ("wc", 160)
+    assert by_patient["b"]["height_cm"] is None  # 150 cm is older than a child's 31 days
+    assert by_patient["b"]["weight_category"] == "unknown"
+
+
+def test_crash_between_layers_is_completed_by_the_next_run(profile, settings_for, generated,
+                                                           reference, monkeypatch):
+    settings = settings_for(profile)
+
+    def crash(*args, **kwargs):
+        raise ConnectionResetError("simulated crash after refine, before derive")
+
+    real = pipeline.derive_stage
+    monkeypatch.setattr(pipeline, "derive_stage", crash)
+    with pytest.raises(ConnectionResetError):
+        pipeline.run(settings, generated)
+    monkeypatch.setattr(pipeline, "derive_stage", real)
+    pipeline.run(settings, generated)
+    assert_same_rows(derived_rows(settings), reference["derived"])

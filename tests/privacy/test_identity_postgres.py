@@ -323,3 +323,22 @@ def test_rekey_command_moves_the_database_to_the_new_key(loaded, tmp_path, monke
     assert _counts(url) == before
     again = CliRunner().invoke(app, ["rekey", "--new-key-file", str(new_file), "--yes"])
     assert again.exit_code == 1 and "is not the database's active key" in again.output
+
+
+def test_reidentify_command_prints_the_identity_and_logs_it(pg_server, loaded):
+    url, facts = loaded
+    person = facts["people"][1]["id"]
+    target = pseudonym(KEY, "ehr", person)
+    as_reidentifier = _role_url(pg_server, url, REIDENTIFIER)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["reidentify", target, "--reason", "ticket 9: consent withdrawn",
+                                "--url", as_reidentifier])
+    assert shown.exit_code == 0, shown.output
+    assert f"ehr\t{person}" in shown.output
+    denied = runner.invoke(app, ["reidentify", target, "--reason", "ticket 9: consent check",
+                                 "--url", _role_url(pg_server, url, ANALYST)])
+    assert denied.exit_code == 1 and "may not re-identify" in denied.output
+    assert person not in denied.output
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM identity.reidentification_log").fetchone()[0] \
+            == 1

@@ -191,7 +191,7 @@ def reidentify(
     if not found:
         raise _fail("no identity has this pseudonym (the request was logged)")
     for system, source_id in found:
-        console.print(f"{system}\t{source_id}")
+        typer.echo(f"{system}\t{source_id}")  # plain, for scripts: rich would expand the tab
 
 
 def _who() -> str:

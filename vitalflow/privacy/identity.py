@@ -125,10 +125,9 @@ def grant_access(conn: psycopg.Connection, readable: Iterable[str] = ANALYST_SCH
                          "TO {}").format(reidentifier))
 
 
-def ensure_embedded_roles(admin_url: str, passfile: Path) -> dict[str, str]:
+def ensure_embedded_roles(admin_url: str, passfile: Path) -> None:
     """For the embedded server: LOGIN roles whose generated passwords live in its libpq
-    passfile (mode 600), so `vitalflow reidentify` can connect as the re-identifier.
-    Returns the roles' passwords (for the passfile only; never log them)."""
+    passfile (mode 600), so `vitalflow reidentify` can connect as the re-identifier."""
     with passfile.open("a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # one writer per passfile; roles follow the file
         handle.seek(0)
@@ -143,7 +142,6 @@ def ensure_embedded_roles(admin_url: str, passfile: Path) -> dict[str, str]:
         passwords = {role: known.get(role) or missing[role] for role in ROLES}
         with psycopg.connect(admin_url, autocommit=True) as conn:
             ensure_roles(conn, passwords)
-    return passwords
 
 
 def register_key(conn: psycopg.Connection, key: PseudonymKey) -> None:

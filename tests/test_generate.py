@@ -284,7 +284,76 @@ def test_progress_reports_patients_done(tmp_path):
 
 @pytest.mark.parametrize("kwargs", [
     {"patients": -1}, {"patients": 5, "visits": 0}, {"patients": 5, "defect_rate": 0.9},
+    {"patients": 5, "duplicate_share": 1.5},
 ])
 def test_rejects_bad_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):
         generate(tmp_path, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def duplicated(tmp_path_factory) -> tuple[Path, GenerationReport]:
+    out = tmp_path_factory.mktemp("duplicated")
+    return out, generate(out, 300, seed=7, defect_rate=0.0, duplicate_share=0.3)
+
+
+def test_duplicates_leave_other_records_and_all_measurements_unchanged(clean, duplicated):
+    (clean_out, clean_report), (dup_out, report) = clean, duplicated
+    assert report.patients == clean_report.patients + report.duplicate_patients
+    assert report.observations == clean_report.observations
+    assert not Counter(_lines(clean_out / "Patient.ndjson")) - Counter(
+        _lines(dup_out / "Patient.ndjson"))
+    original = {member: cluster[0] for cluster in report.identity_clusters for member in cluster}
+    moved = []
+    for before, after in zip(_lines(clean_out / "Observation.ndjson"),
+                             _lines(dup_out / "Observation.ndjson"), strict=True):
+        old, new = orjson.loads(before), orjson.loads(after)
+        moved.append(_subject_id(new) != _subject_id(old))
+        new["subject"]["reference"] = new["subject"]["reference"].replace(
+            _subject_id(new), original.get(_subject_id(new), _subject_id(new)))
+        assert new == old
+    assert any(moved)
+
+
+def test_duplicate_ground_truth_and_visits(duplicated):
+    out, report = duplicated
+    patients = {p["id"]: p for p in map(orjson.loads, _lines(out / "Patient.ndjson"))}
+    members = [m for cluster in report.identity_clusters for m in cluster]
+    assert len(members) == len(set(members)) and set(members) <= set(patients)
+    assert sum(len(c) - 1 for c in report.identity_clusters) == report.duplicate_patients
+    assert 0.2 < len(report.identity_clusters) / 300 < 0.4
+    assert orjson.loads((out / REPORT_FILE).read_bytes())["identity_clusters"] == [
+        list(c) for c in report.identity_clusters]
+    person_of = {m: c[0] for c in report.identity_clusters for m in c}
+    visit_ids: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for obs in map(orjson.loads, _lines(out / "Observation.ndjson")):
+        pid = _subject_id(obs)
+        visit_ids[(person_of.get(pid, pid), obs["effectiveDateTime"])].add(pid)
+    assert all(len(ids) == 1 for ids in visit_ids.values())  # a visit is at one source
+
+
+def test_duplicates_carry_realistic_noise(duplicated):
+    out, report = duplicated
+    patients = {p["id"]: p for p in map(orjson.loads, _lines(out / "Patient.ndjson"))}
+    seen: Counter = Counter()
+    for original_id, *copies in report.identity_clusters:
+        original = patients[original_id]
+        for copy in map(patients.get, copies):
+            seen["other source"] += copy["meta"].get("source") is not None
+            seen["no identifier"] += "identifier" not in copy
+            seen["same MRN"] += copy.get("identifier") == original["identifier"]
+            seen["family differs"] += copy["name"][0]["family"] != original["name"][0]["family"]
+            seen["given differs"] += copy["name"][0]["given"] != original["name"][0]["given"]
+            seen["birth date differs"] += copy.get("birthDate") != original["birthDate"]
+            seen["moved"] += copy.get("address", [{}])[0].get("postalCode") not in (
+                None, original["address"][0]["postalCode"])
+            assert copy["gender"] == original["gender"] if "gender" in copy else True
+    assert all(seen[kind] > 0 for kind in ("other source", "no identifier", "same MRN",
+                                           "family differs", "given differs",
+                                           "birth date differs", "moved")), seen
+    assert seen["family differs"] < report.duplicate_patients / 2
+
+
+def test_no_duplicates_by_default(clean):
+    _, report = clean
+    assert report.duplicate_patients == 0 and report.identity_clusters == []

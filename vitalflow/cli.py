@@ -29,12 +29,13 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _known_errors() -> tuple[type[Exception], ...]:
-    from storage_backends.base import BackendUnavailable
+    from storage_backends.base import BackendMissing, BackendUnavailable
     from vitalflow.database import OwnershipError
     from vitalflow.raw import IngestError
     from vitalflow.services import ServiceError
 
-    return (BackendUnavailable, IngestError, ServiceError, OwnershipError, ValueError)
+    return (BackendUnavailable, BackendMissing, IngestError, ServiceError, OwnershipError,
+            ValueError)
 
 
 def _sample_input(settings) -> Path:
@@ -165,6 +166,27 @@ def derive(full: Annotated[bool, typer.Option(help="Recompute every patient.")] 
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     _print_mapping("Derive", {k: int(v) for k, v in asdict(result).items()})
+
+
+@app.command()
+def export(
+    table: Annotated[str, typer.Argument(help="LAYER.TABLE, e.g. derived.patient_bmi_latest "
+                                         "or raw.record.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="FILE.csv or FILE.parquet.")],
+    profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = None,
+) -> None:
+    """Write one table, from whichever backend holds it, to CSV or Parquet."""
+    from vitalflow.export import export_table
+    from vitalflow.storage import describe, open_layers
+
+    settings = load_settings()
+    try:
+        layers = open_layers(settings, profile)
+        rows = export_table(layers, table, out)
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    where = describe(layers)[table.split(".")[0]] if "." in table else ""
+    console.print(f"Wrote {rows:,} rows of {table} ({layers.profile}: {where}) to {out}")
 
 
 @app.command("raw")

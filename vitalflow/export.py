@@ -1,0 +1,60 @@
+"""Export any table of any layer, from whichever backend holds it, to CSV or Parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from vitalflow.database import OBSERVATION_PENDING
+from vitalflow.raw import RAW_SCHEMA
+from vitalflow.storage import Layers
+from vitalflow.tables import DERIVED_TABLES, REFINED_TABLES, Table
+
+RAW_RECORD = "raw.record"
+FORMATS = (".csv", ".parquet")
+TABLES: dict[str, Table] = {t.qualified_name: t
+                            for t in REFINED_TABLES + (OBSERVATION_PENDING,) + DERIVED_TABLES}
+
+
+def known_tables() -> list[str]:
+    return [RAW_RECORD, *TABLES]
+
+
+def export_table(layers: Layers, name: str, out: Path) -> int:
+    """Write the table to out (format from its suffix); returns the number of rows."""
+    if out.suffix not in FORMATS:
+        raise ValueError(f"cannot export to {out.name}: the file must end in "
+                         f"{' or '.join(FORMATS)}")
+    if name != RAW_RECORD and name not in TABLES:
+        raise ValueError(f"unknown table {name!r}; known: {', '.join(known_tables())}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    batches = _raw_batches(layers) if name == RAW_RECORD else _table_batches(layers, TABLES[name])
+    schema = RAW_SCHEMA if name == RAW_RECORD else TABLES[name].arrow_schema
+    rows = 0
+    writer = (pq.ParquetWriter(partial, schema, compression="zstd") if out.suffix == ".parquet"
+              else pacsv.CSVWriter(partial, schema))
+    try:
+        with writer:
+            for batch in batches:
+                writer.write_table(pa.Table.from_batches([batch], schema) if isinstance(
+                    batch, pa.RecordBatch) else batch)
+                rows += batch.num_rows
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(out)  # a failed export leaves no half-written file under the real name
+    return rows
+
+
+def _table_batches(layers: Layers, table: Table):
+    backend = layers.derived if table.layer == "derived" else layers.refined
+    yield backend.read(table).cast(table.arrow_schema)
+
+
+def _raw_batches(layers: Layers):
+    for batch in layers.raw.manifest():
+        yield from layers.raw.read(batch.batch_id)

@@ -255,6 +255,12 @@ def test_rekey_refuses_a_wrong_key_or_unknown_values_and_changes_nothing(loaded)
         with pytest.raises(RekeyError, match="meta.patient_touch.patient_key holds 1 values"):
             rekey(conn, KEY, NEW_KEY)
         conn.rollback()
+        conn.execute("INSERT INTO identity.patient_identity (pseudonym, source_system, "
+                     "source_id, key_id) VALUES ('p_forged', 'ehr', 'someone', %s)",
+                     (KEY.key_id,))
+        with pytest.raises(RekeyError, match="does not reproduce the stored pseudonyms"):
+            rekey(conn, KEY, NEW_KEY)
+        conn.rollback()
     assert _counts(url) == before
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT key_id FROM identity.pseudonym_key").fetchall() == \

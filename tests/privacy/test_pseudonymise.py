@@ -68,9 +68,9 @@ def test_column_pseudonyms_match_the_scalar_function_and_keep_nulls():
 
 def test_one_hmac_per_distinct_value_and_identities_handed_out_once(monkeypatch):
     calls = []
-    real = pseudonym_module.pseudonym
-    monkeypatch.setattr(pseudonym_module, "pseudonym",
-                        lambda *args: calls.append(args) or real(*args))
+    real = pseudonym_module.pseudonyms
+    monkeypatch.setattr(pseudonym_module, "pseudonyms",
+                        lambda key, system, ids: calls.extend(ids) or real(key, system, ids))
     when = datetime(2020, 1, 1, tzinfo=UTC)
     pseudonymiser = Pseudonymiser(KEY, PrivacySettings())
     first = pseudonymiser.apply(observations([("a", when)] * 500 + [("b", when)] * 500),

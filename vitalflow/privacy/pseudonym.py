@@ -21,22 +21,34 @@ IDENTITY_SCHEMA = pa.schema([pa.field("pseudonym", pa.string(), False),
                              pa.field("source_id", pa.string(), False)])
 
 
-def _message(domain: bytes, source_system: str, source_id: str) -> bytes:
+def _prefix(domain: bytes, source_system: str) -> bytes:
     # NUL-separated and domain-prefixed: no two (domain, system, id) triples share a message.
-    return b"\x00".join((domain, source_system.encode(), source_id.encode()))
+    return b"\x00".join((domain, source_system.encode(), b""))
 
 
 def pseudonym(key: PseudonymKey, source_system: str, source_id: str) -> str:
     """'p_' + 32 hex digits of HMAC-SHA256(key, 'patient' NUL system NUL id)."""
-    return PREFIX + key.digest(_message(b"patient", source_system, source_id)).hex()[:32]
+    return pseudonyms(key, source_system, [source_id])[0]
+
+
+def pseudonyms(key: PseudonymKey, source_system: str, source_ids: list[str]) -> list[str]:
+    digests = key.digests(_prefix(b"patient", source_system),
+                          (sid.encode() for sid in source_ids))
+    return [PREFIX + d.hex()[:32] for d in digests]
 
 
 def shift_days(key: PseudonymKey, source_system: str, source_id: str, max_days: int) -> int:
     """The patient's secret date shift in [-max_days, max_days]; the same for all its dates."""
+    return shifts(key, source_system, [source_id], max_days)[0]
+
+
+def shifts(key: PseudonymKey, source_system: str, source_ids: list[str],
+           max_days: int) -> list[int]:
     if max_days == 0:
-        return 0
-    digest = key.digest(_message(b"date-shift", source_system, source_id))
-    return int.from_bytes(digest[:8], "big") % (2 * max_days + 1) - max_days
+        return [0] * len(source_ids)
+    digests = key.digests(_prefix(b"date-shift", source_system),
+                          (sid.encode() for sid in source_ids))
+    return [int.from_bytes(d[:8], "big") % (2 * max_days + 1) - max_days for d in digests]
 
 
 @dataclass
@@ -73,12 +85,12 @@ class Pseudonymiser:
         for position, name in enumerate(people):
             encoded = pc.dictionary_encode(table.column(name).combine_chunks())
             source_ids = encoded.dictionary.to_pylist()
-            pseudonyms = [pseudonym(self.key, system, sid) for sid in source_ids]
+            made = pseudonyms(self.key, system, source_ids)
             if position == 0 and self.privacy.date_shift_days:
                 table = self._shift(table, encoded.indices, source_ids, system)
             table = table.set_column(table.column_names.index(name), name,
-                                     pc.take(pa.array(pseudonyms, pa.string()), encoded.indices))
-            identities.append(self._new_identities(pseudonyms, system, source_ids))
+                                     pc.take(pa.array(made, pa.string()), encoded.indices))
+            identities.append(self._new_identities(made, system, source_ids))
         table = self._generalise(table)
         identity_rows = (pa.concat_tables(identities) if identities
                          else IDENTITY_SCHEMA.empty_table())
@@ -86,9 +98,8 @@ class Pseudonymiser:
 
     def _shift(self, table: pa.Table, indices: pa.Array, source_ids: list[str],
                system: str) -> pa.Table:
-        shifts = pa.array([shift_days(self.key, system, sid, self.privacy.date_shift_days)
-                           for sid in source_ids], pa.int32())
-        per_row = pc.take(shifts, indices)
+        per_patient = shifts(self.key, system, source_ids, self.privacy.date_shift_days)
+        per_row = pc.take(pa.array(per_patient, pa.int32()), indices)
         for index, field in enumerate(table.schema):
             temporal = pa.types.is_date32(field.type) or pa.types.is_timestamp(field.type)
             if temporal and field.name not in UNSHIFTED:

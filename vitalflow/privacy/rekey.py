@@ -9,7 +9,7 @@ import psycopg
 from psycopg import sql
 
 from vitalflow.privacy.keys import PseudonymKey
-from vitalflow.privacy.pseudonym import UNSHIFTED, pseudonym, shift_days
+from vitalflow.privacy.pseudonym import UNSHIFTED, pseudonyms, shifts
 from vitalflow.privacy.settings import PrivacySettings
 from vitalflow.tables import ALL_TABLES, Pii
 
@@ -69,16 +69,12 @@ def rekey(conn: psycopg.Connection, old_key: PseudonymKey, new_key: PseudonymKey
                          f"key ({'none' if active is None else 'key id ' + active[0]})")
     identities = conn.execute("SELECT pseudonym, source_system, source_id "
                               "FROM identity.patient_identity FOR UPDATE").fetchall()
+    moves = _moves(identities, old_key, new_key, privacy.date_shift_days)
     conn.execute("CREATE TEMP TABLE rekey_map (old text PRIMARY KEY, new text NOT NULL, "
                  "shift integer NOT NULL) ON COMMIT DROP")
     with conn.cursor().copy("COPY rekey_map FROM STDIN") as copy:
-        for old, system, source_id in identities:
-            if pseudonym(old_key, system, source_id) != old:
-                raise RekeyError("the old key does not reproduce the stored pseudonyms; "
-                                 "nothing was changed")
-            delta = (shift_days(new_key, system, source_id, privacy.date_shift_days)
-                     - shift_days(old_key, system, source_id, privacy.date_shift_days))
-            copy.write_row((old, pseudonym(new_key, system, source_id), delta))
+        for row in moves:
+            copy.write_row(row)
     present = [(t, c) for t, c in columns if _column_type(conn, t, c)]
     dated = [(t, p, c, _column_type(conn, t, c)) for t, p, c in shifted
              if privacy.date_shift_days and _column_type(conn, t, c)]
@@ -113,6 +109,25 @@ def rekey(conn: psycopg.Connection, old_key: PseudonymKey, new_key: PseudonymKey
     conn.execute("INSERT INTO identity.rekey_log (old_key_id, new_key_id, identities) "
                  "VALUES (%s, %s, %s)", (old_key.key_id, new_key.key_id, len(identities)))
     return result
+
+
+def _moves(identities: list[tuple[str, str, str]], old_key: PseudonymKey,
+           new_key: PseudonymKey, max_shift: int) -> list[tuple[str, str, int]]:
+    """(old pseudonym, new pseudonym, days to move) per identity, one source system at a time."""
+    by_system: dict[str, list[tuple[str, str]]] = {}
+    for old, system, source_id in identities:
+        by_system.setdefault(system, []).append((old, source_id))
+    moves = []
+    for system, pairs in by_system.items():
+        olds, ids = [p for p, _ in pairs], [i for _, i in pairs]
+        if pseudonyms(old_key, system, ids) != olds:
+            raise RekeyError("the old key does not reproduce the stored pseudonyms; "
+                             "nothing was changed")
+        deltas = [new - old for new, old in zip(shifts(new_key, system, ids, max_shift),
+                                                shifts(old_key, system, ids, max_shift),
+                                                strict=True)]
+        moves += zip(olds, pseudonyms(new_key, system, ids), deltas, strict=True)
+    return moves
 
 
 def _shift(conn: psycopg.Connection, table: str, person: str, column: str, kind: str,

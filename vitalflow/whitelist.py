@@ -14,9 +14,9 @@ import pyarrow.compute as pc
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from vitalflow.config import PROJECT_ROOT
 from vitalflow.tables import OBSERVATION, PATIENT, Table
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The standardised tables a rule can look at, by FHIR resource type.
 RESOURCES: dict[str, Table] = {"Patient": PATIENT, "Observation": OBSERVATION}
 # Fields that are not columns: the record's type, the chunk's source system, the patient's age
@@ -280,15 +280,11 @@ def _evaluate(criterion: _Criterion, table: pa.Table, resource_type: str,
             values = pc.cast(values, pa.float64())
         meets = pa.array([True] * table.num_rows, pa.bool_())
         if criterion.low is not None:
-            meets = pc.and_kleene(meets, pc.greater_equal(values, _scalar(criterion.low, values)))
+            meets = pc.and_kleene(meets, pc.greater_equal(values, pa.scalar(criterion.low, values.type)))
         if criterion.high is not None:
             compare = pc.less if criterion.high_exclusive else pc.less_equal
-            meets = pc.and_kleene(meets, compare(values, _scalar(criterion.high, values)))
+            meets = pc.and_kleene(meets, compare(values, pa.scalar(criterion.high, values.type)))
     return pc.fill_null(meets, rule.missing == "pass")
-
-
-def _scalar(bound: Any, values: pa.ChunkedArray | pa.Array) -> pa.Scalar:
-    return pa.scalar(bound, values.type)
 
 
 def _field_values(field: str, table: pa.Table, resource_type: str,

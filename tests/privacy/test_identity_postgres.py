@@ -79,7 +79,7 @@ def _load(conn: psycopg.Connection, tmp_path: Path, privacy: PrivacySettings) ->
     conn.execute("CREATE TABLE meta.patient_touch (patient_key text NOT NULL, "
                  "change_seq bigint NOT NULL)")
     ensure_identity_schema(conn)
-    grant_access(conn)
+    assert grant_access(conn) == []
     register_key(conn, KEY)
     raw = RawStore(tmp_path / "raw")
     batches = [raw.ingest(p).batch for p in discover_inputs(source)]

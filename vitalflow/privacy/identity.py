@@ -17,6 +17,10 @@ ANALYST = "vitalflow_analyst"
 REIDENTIFIER = "vitalflow_reidentifier"
 ROLES = (ANALYST, REIDENTIFIER)
 ANALYST_SCHEMAS = ("refined", "derived")
+# Per readable schema; the default privileges cover tables its owner creates later.
+_ANALYST_GRANTS = ("GRANT USAGE ON SCHEMA {s} TO {r}",
+                   "GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {r}",
+                   "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {r}")
 
 _DDL = """
 CREATE SCHEMA IF NOT EXISTS identity;
@@ -105,24 +109,27 @@ def ensure_roles(conn: psycopg.Connection, passwords: Mapping[str, str] | None =
                 conn.execute(sql.SQL("ALTER ROLE {} {}").format(sql.Identifier(role), login))
 
 
-def grant_access(conn: psycopg.Connection, readable: Iterable[str] = ANALYST_SCHEMAS) -> None:
+def grant_access(conn: psycopg.Connection, readable: Iterable[str] = ANALYST_SCHEMAS) -> list[str]:
     """Analysts read the given schemas (now and tables created later) and nothing in identity;
-    the re-identifier may only call identity.reidentify. Run as the schemas' owner."""
-    analyst, reidentifier = sql.Identifier(ANALYST), sql.Identifier(REIDENTIFIER)
-    for schema in readable:
-        exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
-                              (schema,)).fetchone()
-        if not exists:
-            continue
-        name = sql.Identifier(schema)
-        for statement in ("GRANT USAGE ON SCHEMA {s} TO {r}",
-                          "GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {r}",
-                          "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {r}"):
-            conn.execute(sql.SQL(statement).format(s=name, r=analyst))
+    the re-identifier may only call identity.reidentify. Run as the schemas' owner. Returns the
+    roles that do not exist (yet), whose grants were skipped: create them with ensure_roles."""
     conn.execute("REVOKE ALL ON ALL TABLES IN SCHEMA identity FROM PUBLIC")
-    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA identity TO {}").format(reidentifier))
-    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION identity.reidentify(text, text, text) "
-                         "TO {}").format(reidentifier))
+    existing = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
+                                           (list(ROLES),))}
+    if ANALYST in existing:
+        for schema in readable:
+            if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                                (schema,)).fetchone():
+                continue
+            for statement in _ANALYST_GRANTS:
+                conn.execute(sql.SQL(statement).format(s=sql.Identifier(schema),
+                                                       r=sql.Identifier(ANALYST)))
+    if REIDENTIFIER in existing:
+        reidentifier = sql.Identifier(REIDENTIFIER)
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA identity TO {}").format(reidentifier))
+        conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION identity.reidentify(text, text, text) "
+                             "TO {}").format(reidentifier))
+    return [role for role in ROLES if role not in existing]
 
 
 def ensure_embedded_roles(admin_url: str, passfile: Path) -> None:

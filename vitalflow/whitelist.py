@@ -280,7 +280,8 @@ def _evaluate(criterion: _Criterion, table: pa.Table, resource_type: str,
             values = pc.cast(values, pa.float64())
         meets = pa.array([True] * table.num_rows, pa.bool_())
         if criterion.low is not None:
-            meets = pc.and_kleene(meets, pc.greater_equal(values, pa.scalar(criterion.low, values.type)))
+            low = pa.scalar(criterion.low, values.type)
+            meets = pc.and_kleene(meets, pc.greater_equal(values, low))
         if criterion.high is not None:
             compare = pc.less if criterion.high_exclusive else pc.less_equal
             meets = pc.and_kleene(meets, compare(values, pa.scalar(criterion.high, values.type)))

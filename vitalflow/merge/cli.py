@@ -80,11 +80,11 @@ def review(limit: Annotated[int, typer.Option(min=1, help="Pairs to show.")] = 2
         table = Table(title=f"{number}. match probability {row['match_probability']:.3f}, "
                             f"weight {row['match_weight']:.2f}", title_justify="left")
         table.add_column("")
-        for side in ("l", "r"):
-            table.add_column(f"{row[f'source_system_{side}']} / {row[f'source_id_{side}']} "
-                             f"({row[f'person_id_{side}']})")
-        for name in ("given", "family", "birth_date", "sex", "postcode", "address_line",
-                     "city", "identifier_system", "identifier_value"):
+        table.add_column("record 1", overflow="fold")
+        table.add_column("record 2", overflow="fold")
+        for name in ("source_system", "source_id", "person_id", "given", "family", "birth_date",
+                     "sex", "postcode", "address_line", "city", "identifier_system",
+                     "identifier_value"):
             values = [row[f"{name}_{side}"] for side in ("l", "r")]
             table.add_row(name, *("" if v is None else str(v) for v in values))
         console.print(table)

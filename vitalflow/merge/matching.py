@@ -26,6 +26,7 @@ MIN_RECORDS_FOR_SPLINK = 50
 _DECIMALS = 6
 _NOT_LETTERS = re.compile(r"[^a-z]")
 _NOT_WORDS = re.compile(r"[^a-z0-9]+")
+logger = logging.getLogger(__name__)
 
 
 def score(identities: pa.Table, settings: MergeSettings) -> pa.Table:
@@ -123,6 +124,22 @@ def _model(settings: MergeSettings) -> dict:
     )
 
 
+def _expectation_maximisation(linker, rule) -> None:
+    """One EM session; if it fails (on small tables a level can get m = 0, which Splink 5
+    rejects midway), the m values from before the session are put back."""
+    levels = [level for comparison in linker._settings_obj.comparisons
+              for level in comparison.comparison_levels if not level.is_null_level]
+    saved = [level._m_probability for level in levels]
+    try:
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            rule, estimate_without_term_frequencies=True)
+    except ValueError:
+        logger.warning("merge: an EM training session failed; keeping the m values from "
+                       "before it (expected only on small tables)")
+        for level, m_probability in zip(levels, saved, strict=True):
+            level._m_probability = m_probability
+
+
 def _splink_pairs(identities: pa.Table, keys: list[tuple], settings: MergeSettings) -> dict:
     """Trains without labels (u by seeded random sampling, m by EM) and predicts."""
     import duckdb
@@ -143,8 +160,7 @@ def _splink_pairs(identities: pa.Table, keys: list[tuple], settings: MergeSettin
                                                   seed=settings.seed)
         # Each session trains the comparisons its blocking leaves free.
         for rule in (block_on("birth_date"), block_on("family_key", "given_key")):
-            training.estimate_parameters_using_expectation_maximisation(
-                rule, estimate_without_term_frequencies=True)
+            _expectation_maximisation(linker, rule)
         predictions = linker.inference.predict(
             threshold_match_probability=settings.review_probability)
         result = predictions.as_duckdbpyrelation().select(

@@ -146,3 +146,7 @@ def evaluate(
                       f"{s.correct_pairs:,}")
     console.print(table)
     console.print(f"* merge.match_probability; review from {merge.review_probability:g}")
+
+
+if __name__ == "__main__":
+    app()

@@ -9,8 +9,14 @@ import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vitalflow.merge.clustering import (OVERRIDE_SCHEMA, cluster, decisions, mint_person_id,
-                                        never_overrides, unmerge_groups)
+from vitalflow.merge.clustering import (
+    OVERRIDE_SCHEMA,
+    cluster,
+    decisions,
+    mint_person_id,
+    never_overrides,
+    unmerge_groups,
+)
 from vitalflow.merge.identity_rows import IDENTITY_SCHEMA
 from vitalflow.merge.matching import PAIR_SCHEMA
 from vitalflow.merge.survivorship import golden_records

@@ -58,6 +58,6 @@ def test_unusable_fields_become_null():
 
 
 def test_from_json_skips_broken_lines():
-    lines = [orjson.dumps(_patient("p1")), b"{broken", None, '{"resourceType": "Patient", '
-             '"id": "p2"}']
+    lines = [orjson.dumps(_patient("p1")), b"{broken", None,
+             '{"resourceType": "Patient", "id": "p2"}']
     assert identity_rows_from_json(lines).column("source_id").to_pylist() == ["p1", "p2"]

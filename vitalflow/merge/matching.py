@@ -154,8 +154,8 @@ def _splink_pairs(identities: pa.Table, keys: list[tuple], settings: MergeSettin
                         log_level=logging.ERROR)
         training = linker.training
         training.estimate_probability_two_random_records_match(
-            ["l.given_key = r.given_key and l.family_key = r.family_key "
-             "and l.birth_date = r.birth_date"], recall=0.7)
+            ["l.given_key = r.given_key and l.family_key = r.family_key and "
+             + "l.birth_date = r.birth_date"], recall=0.7)
         training.estimate_u_using_random_sampling(max_pairs=settings.u_sample_pairs,
                                                   seed=settings.seed)
         # Each session trains the comparisons its blocking leaves free.

@@ -123,14 +123,14 @@ class RawStore:
         partial = target.with_suffix(f".{os.getpid()}.partial")
         reporter = reporter or SilentReporter()
         records = 0
-        reader = _RecordReader(path)
+        reader = RecordReader(path)
         try:
             with (reporter.step(f"ingest {path.name}", path.stat().st_size) as bar,
                   pq.ParquetWriter(partial, RAW_SCHEMA, compression="zstd",
                                    write_statistics=_STATISTICS_COLUMNS) as writer):
                 for chunk in reader.chunks(batch_rows):
                     numbers, texts, blobs = chunk
-                    writer.write_table(_raw_table(batch_id, source_uri, numbers, texts, blobs))
+                    writer.write_table(raw_table(batch_id, source_uri, numbers, texts, blobs))
                     records += len(numbers)
                     bar.advance(reader.bytes_consumed_since_last())
         except BaseException:
@@ -140,7 +140,7 @@ class RawStore:
         partial.replace(target)
         batch = Batch(batch_id, sha, path.stat().st_size, records, reader.blank_lines,
                       reader.format, resource_type_hint(path.name), source_uri,
-                      datetime.now(UTC).isoformat(), _who(), __version__)
+                      datetime.now(UTC).isoformat(), who(), __version__)
         tmp = entry.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(batch), indent=1))
         tmp.replace(entry)  # the manifest entry is the commit point of a batch
@@ -154,15 +154,16 @@ def _read_batch(entry: Path) -> Batch:
     return Batch(**json.loads(entry.read_text()))
 
 
-def _who() -> str:
+def who() -> str:
+    """The user recorded in a manifest entry."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
         return f"uid:{os.getuid()}"
 
 
-def _raw_table(batch_id: str, source_uri: str, numbers: list[int], texts: list[str | None],
-               blobs: list[bytes | None]) -> pa.Table:
+def raw_table(batch_id: str, source_uri: str, numbers: list[int], texts: list[str | None],
+              blobs: list[bytes | None]) -> pa.Table:
     ids = [f"{batch_id}-{n}" for n in numbers]
     n = len(numbers)
     return pa.Table.from_arrays([
@@ -175,7 +176,7 @@ def _raw_table(batch_id: str, source_uri: str, numbers: list[int], texts: list[s
     ], schema=RAW_SCHEMA)
 
 
-class _RecordReader:
+class RecordReader:
     """Splits an input file into records: NDJSON lines, Bundle entries or one whole document."""
 
     def __init__(self, path: Path) -> None:
@@ -273,3 +274,7 @@ def _decode(content: bytes) -> tuple[str | None, bytes | None]:
         return content.decode("utf-8"), None
     except UnicodeDecodeError:
         return None, content
+
+
+# The former private names, still imported by vitalflow/filter_dry_run.py.
+_RecordReader, _raw_table = RecordReader, raw_table

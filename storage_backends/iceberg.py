@@ -1,4 +1,4 @@
-"""Apache Iceberg engine: pyiceberg SqlCatalog (SQLite or PostgreSQL) over a local or S3 warehouse."""
+"""Apache Iceberg engine: a pyiceberg SQL catalog (SQLite or PostgreSQL), files local or on S3."""
 
 from __future__ import annotations
 

@@ -176,13 +176,13 @@ class IcebergRawStore:
         scan = ArrowScan(table.metadata, table.io, table.schema(), ex.AlwaysTrue())
         stream = pa.RecordBatchReader.from_batches(
             RAW_SCHEMA, (b.cast(RAW_SCHEMA) for b in scan.to_record_batches(small)))
-        with table.transaction() as txn:
-            with txn.update_snapshot({"vitalflow.operation": "compact"}).overwrite() as swap:
-                for task in small:
-                    swap.delete_data_file(task.file)
-                written = list(_dataframe_to_data_files(txn.table_metadata, stream, table.io))
-                for data_file in written:
-                    swap.append_data_file(data_file)
+        with (table.transaction() as txn,
+              txn.update_snapshot({"vitalflow.operation": "compact"}).overwrite() as swap):
+            for task in small:
+                swap.delete_data_file(task.file)
+            written = list(_dataframe_to_data_files(txn.table_metadata, stream, table.io))
+            for data_file in written:
+                swap.append_data_file(data_file)
         return len(small), len(written)
 
 

@@ -17,6 +17,9 @@ from vitalflow.services import EmbeddedPostgres, free_port
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SYNTHEA = SHARED / "data" / "synthea-r4"
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# One pseudonymisation key for the whole session (and its subprocesses), so runs in different
+# homes give the same pseudonyms; tests of key handling set or remove it themselves.
+os.environ.setdefault("VITALFLOW_PSEUDONYM_KEY", "vitalflow-test-key-" + "0" * 40)
 
 
 @pytest.fixture(scope="session")

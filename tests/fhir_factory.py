@@ -40,3 +40,13 @@ def write_ndjson(path: Path, resources: list[dict | str]) -> Path:
     lines = [r if isinstance(r, str) else json.dumps(r) for r in resources]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def patient_key(source_id: str) -> str:
+    """The refined patient_key of a source Patient.id under the test session's key."""
+    import os
+
+    from vitalflow.privacy.keys import KEY_ENV, key_from_text
+    from vitalflow.privacy.pseudonym import pseudonym
+
+    return pseudonym(key_from_text(os.environ[KEY_ENV], "test"), "fhir", source_id)

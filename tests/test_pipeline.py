@@ -7,7 +7,7 @@ import pytest
 
 from storage_backends.base import BackendUnavailable
 from storage_backends.postgres import PostgresBackend
-from tests.fhir_factory import observation, patient, write_ndjson
+from tests.fhir_factory import observation, patient, patient_key, write_ndjson
 from vitalflow import pipeline
 from vitalflow.database import OwnershipError, act_as
 from vitalflow.generate import generate
@@ -264,8 +264,9 @@ def test_incremental_derive_rewrites_only_changed_patients(settings, tmp_path):
         after = dict(conn.execute(
             "SELECT patient_key, computed_at FROM derived.patient_bmi_latest").fetchall())
         category = conn.execute("SELECT weight_category FROM derived.patient_bmi_latest "
-                                "WHERE patient_key = 'a'").fetchone()[0]
-    assert after["b"] == before["b"] and after["a"] > before["a"]
+                                "WHERE patient_key = %s", (patient_key("a"),)).fetchone()[0]
+    a, b = patient_key("a"), patient_key("b")
+    assert after[b] == before[b] and after[a] > before[a]
     assert category == "obese"  # 95 kg at 170 cm, the height from within the year before
 
 

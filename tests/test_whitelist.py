@@ -18,7 +18,8 @@ from vitalflow.filter_dry_run import dry_run
 from vitalflow.generate import generate
 from vitalflow.privacy.cli import filter_command
 from vitalflow.standardise import OBSERVATION_STAGE, PATIENT_STAGE, Standardiser
-from vitalflow.whitelist import (Context, FilterSettings, WhitelistError, load_whitelist,
+from vitalflow.config import FilterSettings
+from vitalflow.whitelist import (Context, WhitelistError, load_whitelist,
                                  parse_whitelist)
 
 DEFAULT = FilterSettings().path

@@ -12,11 +12,19 @@ from rich.console import Console
 from rich.table import Table
 
 from vitalflow.config import load_settings
+from vitalflow.merge import cli as merge_cli
+from vitalflow.privacy import cli as privacy_cli
 
 app = typer.Typer(help="FHIR clinical data: raw -> refined -> derived.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 services_app = typer.Typer(help="Local services (embedded PostgreSQL).", no_args_is_help=True)
 app.add_typer(services_app, name="services")
+app.command("filter")(privacy_cli.filter_command)
+app.command("rekey")(privacy_cli.rekey)
+app.command("reidentify")(privacy_cli.reidentify)
+app.add_typer(privacy_cli.keys_app, name="keys")
+app.add_typer(merge_cli.app, name="merge")
+app.command("unmerge")(merge_cli.unmerge)
 console = Console()
 errors = Console(stderr=True)
 PROFILE_HELP = ("Storage profile: postgres, lakehouse, clickhouse, mixed or one defined in "

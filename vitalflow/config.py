@@ -9,6 +9,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from vitalflow.merge.settings import MergeSettings
+from vitalflow.privacy.settings import PrivacySettings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "vitalflow.toml"
 
@@ -126,6 +129,17 @@ class ClickHouseSettings(BaseModel):
     url: str = ""
 
 
+class FilterSettings(BaseModel):
+    """[filter] settings: where the whitelist rules live."""
+
+    enabled: bool = True
+    rules_file: Path = Path("config/whitelist.yaml")
+
+    @property
+    def path(self) -> Path:
+        return self.rules_file if self.rules_file.is_absolute() else PROJECT_ROOT / self.rules_file
+
+
 class GenerateSettings(BaseModel):
     patients: int = 500
     seed: int = 42
@@ -148,6 +162,9 @@ class Settings(BaseSettings):
     s3: S3Settings = S3Settings()
     iceberg: IcebergSettings = IcebergSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
+    filter: FilterSettings = FilterSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    merge: MergeSettings = MergeSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import logging
+
 import psycopg
 
 from typing import TYPE_CHECKING
 
 from storage_backends.postgres import PostgresBackend
+from vitalflow.privacy.identity import ensure_identity_schema, grant_access
 from vitalflow.tables import DERIVED_TABLES, OBSERVATION, REFINED_TABLES, Table
 
 if TYPE_CHECKING:
     from vitalflow.storage import Layers
+
+log = logging.getLogger("vitalflow.database")
 
 OBSERVATION_PENDING = replace(
     OBSERVATION, name="observation_pending",
@@ -105,12 +110,18 @@ def ensure_layers(layers: Layers) -> None:
             conn.execute("INSERT INTO meta.table_owner VALUES (%s, %s) ON CONFLICT (table_name) "
                          "DO UPDATE SET owner_flow = EXCLUDED.owner_flow",
                          (table.qualified_name, table.owner))
+        ensure_identity_schema(conn)
         if layers.refined_in_control:
             _ensure_refined_sql(control, conn)
         if layers.all_in_control:
             control.ensure_tables(conn, DERIVED_TABLES)
             for table in DERIVED_TABLES:
                 _install_owner_trigger(conn, table)
+        missing = grant_access(conn)
+    if missing:
+        log.warning("roles %s do not exist: analyst and re-identification grants skipped "
+                    "(the embedded server creates them; elsewhere see docs/privacy.md)",
+                    ", ".join(missing))
     if not layers.refined_in_control:
         for table in REFINED_TABLES + (OBSERVATION_PENDING,):
             layers.refined.create(table)

@@ -18,6 +18,7 @@ from vitalflow.config import Settings
 from vitalflow.control import (CONTROL, lock_pipeline, mark_refined, next_change_seq,
                                refined_batches)
 from vitalflow.database import create_observation_indexes, drop_observation_indexes
+from vitalflow.gate import RefineGate
 from vitalflow.progress import Reporter, SilentReporter
 from vitalflow.raw import RawStore
 from vitalflow.reasons import Quarantine
@@ -82,6 +83,7 @@ def refine(store: PostgresBackend, raw: RawStore, settings: Settings, run_id: st
         result.batches = [b.batch_id for b in pending]
         start_seq = _create_stages(conn)
         merge = _ChunkMerge(store, conn)
+        gate = RefineGate(settings, conn)
         total = sum(b.records for b in pending)
         chunks = ((records, batch.resource_type_hint) for batch in pending
                   for records in raw.read(batch.batch_id, settings.ingest.batch_rows))
@@ -89,12 +91,14 @@ def refine(store: PostgresBackend, raw: RawStore, settings: Settings, run_id: st
         merge.open()
         with reporter.step("refine", total) as bar:
             for out, size in standardised(chunks, settings, parallel):
+                out = gate.apply(out)
                 merge.chunk(out)
                 tally(result, out)
                 bar.advance(size)
         with reporter.step("merge into refined", None):
             merge.close()
             _finish(conn, result, start_seq)
+        gate.record(conn)
         mark_refined(conn, CONTROL, run_id, [(b.batch_id, b.records) for b in pending])
     return result
 

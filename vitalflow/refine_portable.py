@@ -12,6 +12,7 @@ from vitalflow.config import Settings
 from vitalflow.control import (lock_pipeline, mark_refined, next_change_seq, record_touches,
                                refined_batches, target_of)
 from vitalflow.database import OBSERVATION_PENDING
+from vitalflow.gate import RefineGate
 from vitalflow.progress import Reporter, SilentReporter
 from vitalflow.reasons import Quarantine
 from vitalflow.refine import RefineResult, newer_than, rank, standardised, tally
@@ -41,12 +42,14 @@ def refine_portable(layers: Layers, settings: Settings, run_id: str,
         result.batches = [b.batch_id for b in pending]
         seq = next_change_seq(control)
         staged = _Staged()
+        gate = RefineGate(settings, control)
         total = sum(b.records for b in pending)
         chunks = ((records, batch.resource_type_hint) for batch in pending
                   for records in layers.raw.read(batch.batch_id, settings.ingest.batch_rows))
         parallel = total >= settings.refine.worker_process_min_records
         with reporter.step("refine", total) as bar:
             for out, size in standardised(chunks, settings, parallel):
+                out = gate.apply(out)
                 staged.add(out)
                 tally(result, out)
                 bar.advance(size)
@@ -55,6 +58,7 @@ def refine_portable(layers: Layers, settings: Settings, run_id: str,
             with layers.refined.transaction():
                 merge.run(result)
             record_touches(control, merge.touched, seq)
+        gate.record(control)
         mark_refined(control, target, run_id, [(b.batch_id, b.records) for b in pending])
     return result
 

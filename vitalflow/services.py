@@ -201,6 +201,9 @@ class EmbeddedPostgres:
             if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
                                  (APP_DATABASE,)).fetchone():
                 admin.execute(f"CREATE DATABASE {APP_DATABASE} OWNER {APP_ROLE}")
+        from vitalflow.privacy.identity import ensure_embedded_roles
+
+        ensure_embedded_roles(self.admin_url(), self.passfile)
 
     def down(self) -> bool:
         """Stop the cluster; False when it was not running."""

@@ -14,7 +14,6 @@ import pyarrow.compute as pc
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from vitalflow.config import PROJECT_ROOT
 from vitalflow.tables import OBSERVATION, PATIENT, Table
 
 # The standardised tables a rule can look at, by FHIR resource type.
@@ -24,17 +23,6 @@ RESOURCES: dict[str, Table] = {"Patient": PATIENT, "Observation": OBSERVATION}
 VIRTUAL_FIELDS = {"resource_type": "text", "source_system": "text", "age_years": "float"}
 _ORDERED_TYPES = {"int", "float", "date", "timestamp"}
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
-
-
-class FilterSettings(BaseModel):
-    """[filter] settings: where the whitelist rules live."""
-
-    enabled: bool = True
-    rules_file: Path = Path("config/whitelist.yaml")
-
-    @property
-    def path(self) -> Path:
-        return self.rules_file if self.rules_file.is_absolute() else PROJECT_ROOT / self.rules_file
 
 
 class WhitelistError(ValueError):

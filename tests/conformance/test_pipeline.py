@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conformance.profiles import PROFILES, profile_settings
-from tests.fhir_factory import observation, patient, write_ndjson
+from tests.fhir_factory import observation, patient, patient_key, write_ndjson
 from vitalflow import pipeline
 from vitalflow.generate import generate
 from vitalflow.storage import open_layers
@@ -133,10 +133,11 @@ def test_incremental_equals_full_rebuild(profile, settings_for, tmp_path):
     assert (rebuild.summary_rows_written, rebuild.summary_rows_deleted) == (0, 0)
     assert derived_rows(settings) == incremental
     by_patient = {r["patient_key"]: r for r in incremental["patient_bmi_latest"]}
-    assert set(by_patient) == {"b", "c", "orphan"}
-    assert (by_patient["c"]["weight_observation_id"], by_patient["c"]["height_cm"]) == ("wc", 160)
-    assert by_patient["b"]["height_cm"] is None  # 150 cm is older than a child's 31 days
-    assert by_patient["b"]["weight_category"] == "unknown"
+    b, c = patient_key("b"), patient_key("c")
+    assert set(by_patient) == {b, c, patient_key("orphan")}
+    assert (by_patient[c]["weight_observation_id"], by_patient[c]["height_cm"]) == ("wc", 160)
+    assert by_patient[b]["height_cm"] is None  # 150 cm is older than a child's 31 days
+    assert by_patient[b]["weight_category"] == "unknown"
 
 
 def test_crash_between_layers_is_completed_by_the_next_run(profile, settings_for, generated,

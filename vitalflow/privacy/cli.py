@@ -13,8 +13,7 @@ from rich.table import Table
 
 from vitalflow.privacy.keys import (KeyProblem, configured_key, dev_key_path, new_key_text,
                                     read_key_file, write_key_file)
-from vitalflow.privacy.settings import PrivacySettings
-from vitalflow.whitelist import FilterSettings, WhitelistError
+from vitalflow.whitelist import WhitelistError
 
 app = typer.Typer(help="Pseudonymisation keys, re-keying and re-identification.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -30,9 +29,7 @@ def _settings():
     from vitalflow.config import load_settings
 
     settings = load_settings()
-    # Read defensively: the [privacy] and [filter] sections join Settings separately.
-    return (settings, getattr(settings, "privacy", PrivacySettings()),
-            getattr(settings, "filter", FilterSettings()))
+    return settings, settings.privacy, settings.filter
 
 
 def _fail(message: str) -> typer.Exit:

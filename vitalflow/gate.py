@@ -1,0 +1,58 @@
+"""What reaches refined: the whitelist filters standardised rows, then patients get pseudonyms."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import psycopg
+import pyarrow as pa
+
+from vitalflow.config import Settings
+from vitalflow.privacy.identity import record_identities, register_key
+from vitalflow.privacy.keys import load_key
+from vitalflow.privacy.pseudonym import IDENTITY_SCHEMA, Pseudonymiser
+from vitalflow.standardise import StandardisedBatch
+from vitalflow.tables import OBSERVATION, PATIENT
+from vitalflow.whitelist import Context, load_whitelist
+
+WHITELIST_REASON = "whitelist:{rule}"
+
+
+class RefineGate:
+    """One per refine run, in the process that merges: cheap set work per chunk."""
+
+    def __init__(self, settings: Settings, control: psycopg.Connection) -> None:
+        self.whitelist = load_whitelist(settings.filter.path) if settings.filter.enabled else None
+        self.context = Context(source_system=settings.privacy.source_system)
+        self.pseudonymiser = None
+        self.identities: list[pa.Table] = []
+        if settings.privacy.enabled:
+            self.key = load_key(settings.privacy, settings.paths.root)
+            register_key(control, self.key)
+            self.pseudonymiser = Pseudonymiser(self.key, settings.privacy)
+
+    def apply(self, out: StandardisedBatch) -> StandardisedBatch:
+        filtered = out.filtered.copy()
+        tables = {}
+        for name, resource_type, description in (("patients", "Patient", PATIENT),
+                                                 ("observations", "Observation", OBSERVATION)):
+            rows = getattr(out, name)
+            if self.whitelist and rows.num_rows:
+                result = self.whitelist.apply(rows, resource_type, self.context)
+                rows = result.kept
+                for rule, count in result.filtered.items():
+                    filtered[(resource_type, WHITELIST_REASON.format(rule=rule))] += count
+            if self.pseudonymiser:
+                batch = self.pseudonymiser.apply(rows, description)
+                rows = batch.table
+                if batch.identities.num_rows:
+                    self.identities.append(batch.identities)
+            tables[name] = rows
+        return replace(out, filtered=filtered, **tables)
+
+    def record(self, control: psycopg.Connection) -> None:
+        """Pseudonym -> source identity rows into the restricted identity schema."""
+        if self.pseudonymiser and self.identities:
+            record_identities(control, pa.concat_tables(self.identities).cast(IDENTITY_SCHEMA),
+                              self.key)
+            self.identities = []

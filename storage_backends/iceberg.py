@@ -68,7 +68,9 @@ class IcebergBackend(Backend):
     of one table; s3 holds pyiceberg's S3 properties (see vitalflow.object_store.s3_options)."""
 
     name = "Iceberg"
-    capabilities = Capabilities(transactions=False, time_travel=True, enforces_keys=False)
+    # pyiceberg binds one Python literal per 'in' value: longer lists are filtered in Arrow.
+    capabilities = Capabilities(transactions=False, time_travel=True, enforces_keys=False,
+                                max_filter_values=10_000)
 
     def __init__(self, url: str, s3: dict | None = None) -> None:
         super().__init__(url)

@@ -70,6 +70,7 @@ def test_restart_keeps_data_keys_and_ports_beside_another_instance(s3_server, ow
 
     assert own_server.down() and not own_server.down()
     assert own_server.status()["running"] is False and own_server.pid() is None
+    assert not [p for port in ports.values() for p in Path("/tmp").glob(f"seaweedfs-*-{port}.sock")]
 
     assert own_server.up() == endpoint
     assert keys.read_text() == content and own_server.ports() == ports

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import urllib.request
 import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -178,16 +179,20 @@ class SeaweedFS:
         if pid is None:
             self.pidfile.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.pid() is not None and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(0.1)
-        if self.pid() is not None:
-            os.kill(pid, signal.SIGKILL)
-            _reap(pid, block=True)
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
+            os.kill(pid, sig)
+            deadline = time.monotonic() + wait
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not _alive(pid):
+                break
         _reap(pid)
         self.pidfile.unlink(missing_ok=True)
+        # weed leaves its local sockets behind; they are named after the ports, fixed in /tmp.
+        ports = self.ports()
+        for port in [*ports.values(), ports.get("admin.port", 0) + _ADMIN_GRPC_OFFSET]:
+            for leftover in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                leftover.unlink(missing_ok=True)
         return True
 
     def _choose_ports(self) -> None:
@@ -239,22 +244,42 @@ class SeaweedFS:
                                    f"starting; the end of {self.logfile}:\n{self._log_tail()}")
             try:
                 self._ensure_bucket(fs)
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.down()
-                    raise ServiceError(
-                        f"SeaweedFS did not answer at {self.endpoint} within {timeout:.0f} s; "
-                        f"the end of {self.logfile}:\n{self._log_tail()}") from None
-                time.sleep(0.25)
+                if self._volumes_registered():
+                    return
+            except OSError:  # not answering yet
+                pass
+            if time.monotonic() > deadline:
+                self.down()
+                raise ServiceError(
+                    f"SeaweedFS did not become ready at {self.endpoint} within {timeout:.0f} s; "
+                    f"the end of {self.logfile}:\n{self._log_tail()}")
+            time.sleep(0.25)
+
+    def _volumes_registered(self) -> bool:
+        """Every volume on disk is known to the master: before that, S3 answers but reads of
+        objects in an unregistered volume fail."""
+        url = f"http://{HOST}:{self.ports()['master.port']}/dir/status"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            topology = json.load(response)["Topology"]
+        known = sum(node["Volumes"] for center in topology.get("DataCenters") or []
+                    for rack in center["Racks"] for node in rack["DataNodes"])
+        return known >= len(list(self.data_dir.glob("*.dat")))
 
     def _log_tail(self) -> str:
         return self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
 
 
-def _reap(pid: int, block: bool = False) -> None:
+def _alive(pid: int) -> bool:
+    """Running and not yet a zombie: /proc's command line empties before the sockets close."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _reap(pid: int) -> None:
     """Collect the exit status when the server is this process's child (no zombie lingers)."""
     try:
-        os.waitpid(pid, 0 if block else os.WNOHANG)
+        os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass

@@ -231,10 +231,11 @@ def _rewrite_without(txn: Transaction, iceberg: IcebergTable, key_columns: tuple
                      keys: pa.Table) -> list[tuple]:
     """[(data file, files holding its rows not in keys)] for every file that holds one of keys.
 
-    pyiceberg's own upsert joins in Python and its In-filter delete binds one literal object per
-    key: both take minutes for 100k keys. Here only the key columns of files whose statistics
-    overlap the keys' range are read, matched with an Arrow hash join, and only files with a
-    match are rewritten; the caller commits all of it as one snapshot."""
+    pyiceberg's In-filter delete binds one Python literal per key (100k keys into 1M rows: about
+    12 s against 2-4 s here, see docs/storage.md) and its upsert is slower still. Here only the
+    key columns of files whose statistics overlap the keys' range are read, matched with an Arrow
+    hash join, and only files with a match are rewritten; the caller commits it as one
+    snapshot."""
     first = key_columns[0]
     low, high = pc.min_max(keys.column(first)).values()
     candidates = iceberg.scan(row_filter=ex.And(ex.GreaterThanOrEqual(first, low.as_py()),

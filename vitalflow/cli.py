@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -11,14 +12,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from storage_backends.base import redact
 from vitalflow.config import load_settings
 from vitalflow.merge import cli as merge_cli
 from vitalflow.privacy import cli as privacy_cli
 
 app = typer.Typer(help="FHIR clinical data: raw -> refined -> derived.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-services_app = typer.Typer(help="Local services (embedded PostgreSQL).", no_args_is_help=True)
+services_app = typer.Typer(help="Local services: embedded PostgreSQL, S3 object store.",
+                           no_args_is_help=True)
 app.add_typer(services_app, name="services")
+raw_app = typer.Typer(help="The raw layer: batches, snapshots, maintenance.")
+app.add_typer(raw_app, name="raw")
 app.command("filter")(privacy_cli.filter_command)
 app.command("rekey")(privacy_cli.rekey)
 app.command("reidentify")(privacy_cli.reidentify)
@@ -82,8 +87,6 @@ def run(
                 summary = pipeline.run(settings, source, reporter, profile)
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
-    from storage_backends.base import redact
-
     summary["database_url"] = redact(summary["database_url"])
     summary["input"] = str(source)
     if as_json:
@@ -163,8 +166,6 @@ def generate(
 def derive(full: Annotated[bool, typer.Option(help="Recompute every patient.")] = False,
            profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = None) -> None:
     """Bring the derived tables up to date with refined (incremental by default)."""
-    from dataclasses import asdict
-
     from vitalflow import pipeline
     from vitalflow.storage import open_layers
 
@@ -197,63 +198,135 @@ def export(
     console.print(f"Wrote {rows:,} rows of {table} ({layers.profile}: {where}) to {out}")
 
 
-@app.command("raw")
-def raw_batches() -> None:
-    """List the raw batches in the manifest."""
-    from vitalflow.raw import RawStore
+@raw_app.callback(invoke_without_command=True)
+def raw_batches(ctx: typer.Context,
+                profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = None) -> None:
+    """List the raw batches in the manifest (subcommands: history, maintain)."""
+    if ctx.invoked_subcommand:
+        return
+    from vitalflow.storage import describe
 
-    settings = load_settings()
-    table = Table(title=f"Raw batches in {settings.paths.raw}")
+    layers = _layers(profile)
+    table = Table(title=f"Raw batches ({layers.profile}: {describe(layers)['raw']})")
     for column in ("batch", "records", "format", "type hint", "ingested at", "by", "source"):
         table.add_column(column)
-    for batch in RawStore(settings.paths.raw).manifest():
+    for batch in layers.raw.manifest():
         table.add_row(batch.batch_id[:12], f"{batch.records:,}", batch.format,
                       batch.resource_type_hint or "", batch.ingested_at[:19], batch.ingested_by,
                       batch.source_uri)
     console.print(table)
 
 
-@services_app.command("up")
-def services_up() -> None:
-    """Start the embedded PostgreSQL (initialised on first use) and print its URL."""
-    from vitalflow import storage
+@raw_app.command("history")
+def raw_history(profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = "lakehouse"
+                ) -> None:
+    """Snapshots of the raw layer on Iceberg; `export raw.record --snapshot ID` reads one."""
+    store = _iceberg_raw(profile)
+    table = Table(title="Raw layer snapshots (raw.record)")
+    for column in ("snapshot", "committed at", "operation", "records added"):
+        table.add_column(column)
+    for snapshot in store.history():
+        table.add_row(str(snapshot.snapshot_id), snapshot.committed_at, snapshot.operation,
+                      f"{snapshot.rows:,}" if snapshot.rows is not None else "")
+    console.print(table)
 
-    settings = load_settings()
-    if settings.database.url:
-        raise _fail("database.url is set: vitalflow uses that server and starts none")
+
+@raw_app.command("maintain")
+def raw_maintain(
+    older_than_days: Annotated[float, typer.Option(min=0, help="Expire snapshots older than "
+                                                   "this (the current one is always kept).")] = 7,
+    compact: Annotated[bool, typer.Option(help="Merge small data files.")] = True,
+    profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = "lakehouse",
+) -> None:
+    """Expire old snapshots of the raw layer on Iceberg and compact small files."""
+    from datetime import timedelta
+
+    result = _iceberg_raw(profile).maintain(timedelta(days=older_than_days), compact=compact)
+    _print_mapping("Raw maintenance", {k: int(v) for k, v in asdict(result).items()})
+
+
+def _layers(profile: str | None):
+    from vitalflow.storage import open_layers
+
     try:
-        console.print(storage.embedded_postgres(settings).up())
+        return open_layers(load_settings(), profile)
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
 
 
-@services_app.command("down")
-def services_down() -> None:
-    """Stop the embedded PostgreSQL."""
+def _iceberg_raw(profile: str | None):
+    from vitalflow.raw import RawStore
+
+    layers = _layers(profile)
+    if isinstance(layers.raw, RawStore):
+        raise _fail(f"the raw layer of profile '{layers.profile}' is Parquet files, which keep "
+                    "no snapshots: use a profile with raw on Iceberg (e.g. --profile lakehouse)")
+    return layers.raw
+
+
+SERVICES = ("postgres", "s3")
+ServiceNames = Annotated[list[str] | None, typer.Argument(
+    help=f"Which services: {', '.join(SERVICES)} (default: all).")]
+
+
+def _services(names: list[str] | None, settings) -> dict:
     from vitalflow import storage
 
-    stopped = storage.embedded_postgres(load_settings()).down()
-    console.print("PostgreSQL stopped" if stopped else "PostgreSQL was not running")
+    unknown = [n for n in names or [] if n not in SERVICES]
+    if unknown:
+        raise _fail(f"unknown service {', '.join(unknown)}; known: {', '.join(SERVICES)}")
+    chosen = names or list(SERVICES)
+    made = {"postgres": lambda: storage.embedded_postgres(settings),
+            "s3": lambda: storage.embedded_object_store(settings)}
+    return {name: made[name]() for name in chosen}
+
+
+@services_app.command("up")
+def services_up(names: ServiceNames = None) -> None:
+    """Start the embedded PostgreSQL and the S3 object store (SeaweedFS) and print their URLs."""
+    settings = load_settings()
+    for name, service in _services(names, settings).items():
+        if name == "postgres" and settings.database.url:
+            console.print("postgres: database.url is set, so vitalflow starts none")
+            continue
+        if name == "s3" and settings.s3.endpoint:
+            console.print("s3: s3.endpoint is set, so vitalflow starts none")
+            continue
+        try:
+            console.print(f"{name}: {service.up()}")
+        except _known_errors() as exc:
+            raise _fail(str(exc)) from None
+
+
+@services_app.command("down")
+def services_down(names: ServiceNames = None) -> None:
+    """Stop the embedded services."""
+    for name, service in _services(names, load_settings()).items():
+        console.print(f"{name}: {'stopped' if service.down() else 'was not running'}")
 
 
 @services_app.command("status")
 def services_status() -> None:
     """Show whether each local service is running."""
-    from vitalflow import storage
-
     settings = load_settings()
-    server = storage.embedded_postgres(settings)
+    services = _services(None, settings)
     table = Table(title="Services")
     for column in ("service", "state", "where"):
         table.add_column(column)
     if settings.database.url:
-        from storage_backends.base import redact
-
         table.add_row("postgres", "external", redact(settings.database.url))
     else:
+        server = services["postgres"]
         running = server.is_running()
         table.add_row("postgres (embedded)", "[green]running[/]" if running else "stopped",
                       server.url() if running else str(server.pgdata))
+    if settings.s3.endpoint:
+        table.add_row("s3", "external", redact(settings.s3.endpoint))
+    else:
+        status = services["s3"].status()
+        table.add_row("s3 (embedded SeaweedFS)",
+                      "[green]running[/]" if status["running"] else "stopped",
+                      status["endpoint"] or str(services["s3"].data_dir))
     console.print(table)
 
 

@@ -127,6 +127,9 @@ class IcebergSettings(BaseModel):
 class ClickHouseSettings(BaseModel):
     # Empty: the in-process engine (chdb) under paths.home; or clickhouse://host:8123/db.
     url: str = ""
+    # Prepended to the layer's database names (e.g. "staging_" -> staging_refined), so several
+    # environments can share one server.
+    database_prefix: str = ""
 
 
 class FilterSettings(BaseModel):

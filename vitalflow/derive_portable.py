@@ -58,7 +58,7 @@ def derive_age_band_summary_portable(layers: Layers, settings: DeriveSettings) -
     with layers.control.connect() as control:
         lock_pipeline(control)
         check_owner(control, AGE_BAND_SUMMARY, SUMMARY_FLOW)
-        latest = derived.read(PATIENT_BMI_LATEST, ["age_years", "sex", "weight_category", "bmi"])
+        latest = derived.read(PATIENT_BMI_LATEST, ["age_years", "sex", "weight_category", "bmi"])  # noqa: F841 - DuckDB reads it by name
         new = _duckdb().execute(f"""
             SELECT {age_band_sql('age_years', settings.age_bands)} AS age_band, sex,
                    weight_category, count(*) AS patients, round(avg(bmi), 6) AS mean_bmi

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from vitalflow.raw import (IngestError, _raw_table, _RecordReader, discover_inputs,
+from vitalflow.raw import (IngestError, RecordReader, discover_inputs, raw_table,
                            resource_type_hint)
 from vitalflow.standardise import Standardiser
 from vitalflow.whitelist import Context, Whitelist
@@ -54,10 +54,10 @@ def dry_run(input_path: Path, whitelist: Whitelist, standardiser: Standardiser,
     for path in paths:
         report.files += 1
         hint = resource_type_hint(path.name)
-        reader = _RecordReader(path)
+        reader = RecordReader(path)
         try:
             for numbers, texts, blobs in reader.chunks(batch_rows):
-                records = _raw_table("dry-run", path.name, numbers, texts, blobs)
+                records = raw_table("dry-run", path.name, numbers, texts, blobs)
                 out = standardiser.run(records, hint)
                 report.read.update(out.read)
                 for (_resource, reason), n in out.filtered.items():

@@ -275,6 +275,3 @@ def _decode(content: bytes) -> tuple[str | None, bytes | None]:
     except UnicodeDecodeError:
         return None, content
 
-
-# The former private names, still imported by vitalflow/filter_dry_run.py.
-_RecordReader, _raw_table = RecordReader, raw_table

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from storage_backends.base import Backend
 from storage_backends.postgres import PostgresBackend
@@ -90,16 +90,19 @@ def engine_url(settings: Settings, engine: str, control: str) -> str:
 
 
 def engine_options(settings: Settings, url: str) -> dict:
-    """Engine-specific options: object-store settings for an Iceberg warehouse on S3."""
-    if not url.startswith("iceberg+") or "warehouse=s3" not in url:
+    """Engine-specific options: object-store settings for an Iceberg warehouse on S3, starting
+    the embedded object store when no endpoint is configured."""
+    if urlsplit(url).scheme in ("chdb", "clickhouse", "clickhouses"):
+        return {"database_prefix": settings.clickhouse.database_prefix}
+    warehouse = parse_qs(urlsplit(url).query).get("warehouse", [""])[0]
+    if not url.startswith("iceberg+") or not warehouse.startswith("s3://"):
         return {}
-    from vitalflow.object_store import SeaweedFS, s3_options
+    from vitalflow.object_store import s3_options
 
-    if settings.s3.endpoint:
-        return {"s3": s3_options(endpoint=settings.s3.endpoint, region=settings.s3.region)}
-    store = embedded_object_store(settings)
-    store.up()
-    return {"s3": s3_options(store)}
+    if not settings.s3.endpoint:
+        embedded_object_store(settings).up()
+    return {"s3": s3_options(settings.paths.root, settings.s3.endpoint or None,
+                             settings.s3.region)}
 
 
 def embedded_object_store(settings: Settings):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from pathlib import Path
 import psycopg
 
 from vitalflow.config import Settings, load_settings
+from vitalflow.object_store import credentials_file
 
 
 @contextmanager
@@ -25,7 +27,7 @@ def fresh_database(pg_server) -> Iterator[str]:
 
 
 def _postgres(request, home: Path) -> dict:
-    return {"raw": "parquet", "refined": "postgresql", "derived": "postgresql"}
+    return {"placement": {"raw": "parquet", "refined": "postgresql", "derived": "postgresql"}}
 
 
 def _postgres_portable(request, home: Path) -> dict:
@@ -35,7 +37,7 @@ def _postgres_portable(request, home: Path) -> dict:
     url = request.getfixturevalue("database_url")
     other = f"{url.split('?')[0].rsplit('/', 1)[0]}/{_second_database(stack, request)}"
     other += "?" + url.split("?", 1)[1] if "?" in url else ""
-    return {"raw": "parquet", "refined": other, "derived": other}
+    return {"placement": {"raw": "parquet", "refined": other, "derived": other}}
 
 
 def _second_database(pg_server, request) -> str:
@@ -45,14 +47,38 @@ def _second_database(pg_server, request) -> str:
     return url.split("?")[0].rsplit("/", 1)[1]
 
 
-# profile name -> placement factory(request, home)
+def _lakehouse(request, home: Path) -> dict:
+    """All three layers as Iceberg tables on the session's SeaweedFS, catalog in the control
+    database, under a warehouse prefix of their own."""
+    server = request.getfixturevalue("s3_server")
+    (home / "secrets").mkdir(parents=True, exist_ok=True)
+    shutil.copy(credentials_file(server.root), credentials_file(home))
+    return {"placement": {"raw": "iceberg", "refined": "iceberg", "derived": "iceberg"},
+            "s3": {"endpoint": server.endpoint},
+            "iceberg": {"warehouse": f"s3://{server.bucket}/pipeline-{uuid.uuid4().hex[:12]}"}}
+
+
+def _clickhouse(request, home: Path) -> dict:
+    """Refined and derived in the in-process ClickHouse engine (one data path per process),
+    under database names of their own."""
+    from tests.conformance.backend_clickhouse import chdb_url
+
+    return {"placement": {"raw": "parquet", "refined": "clickhouse", "derived": "clickhouse"},
+            "clickhouse": {"url": chdb_url(), "database_prefix": f"t{uuid.uuid4().hex[:12]}_"}}
+
+
+# profile name -> factory(request, home) of its placement (and engine settings)
 PROFILES = {
     "postgres": _postgres,
     "postgres-portable": _postgres_portable,
+    "lakehouse": _lakehouse,
+    "clickhouse": _clickhouse,
 }
 
 
 def profile_settings(name: str, home: Path, control_url: str, request) -> Settings:
-    placement = PROFILES[name](request, home)
+    made = PROFILES[name](request, home)
+    placement = made.pop("placement", made)
     return load_settings(paths={"home": home}, database={"url": control_url},
-                         storage={"profile": "under_test", "profiles": {"under_test": placement}})
+                         storage={"profile": "under_test", "profiles": {"under_test": placement}},
+                         **made)

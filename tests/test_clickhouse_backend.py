@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import resource
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from storage_backends.base import BackendUnavailable
@@ -16,6 +20,7 @@ from storage_backends.registry import open_backend
 from tests.conformance.backend_clickhouse import chdb_url, make_backend
 from tests.conformance.test_interface import SAMPLE, T0, rows, sorted_rows
 from vitalflow.services import free_port
+from vitalflow.tables import OBSERVATION
 
 
 @pytest.fixture
@@ -161,3 +166,56 @@ def test_round_trip_edges(ch: ClickHouseBackend) -> None:
     ch.append(SAMPLE, edge)
     assert sorted_rows(ch.read(SAMPLE, list(edge.column_names))) == sorted_rows(
         edge.cast(pa.schema([SAMPLE.arrow_schema.field(c) for c in edge.column_names])))
+
+
+def observations(count: int, start: int = 0, kg: float = 70.0) -> pa.Table:
+    """refined.observation rows; keys obs-<start>… so a later call can overwrite a range."""
+    i = pa.array(range(start, start + count), pa.int64())
+    text = lambda prefix: pc.binary_join_element_wise(prefix, pc.cast(i, pa.string()), "")  # noqa: E731
+    at = pc.cast(pc.add(pc.multiply(i, 1_000_003), 1_600_000_000_000_000),
+                 pa.timestamp("us", tz="UTC"))
+    value = pc.add(pc.divide(pc.cast(pc.remainder(i, 50), pa.float64()), 10.0), kg)
+    constant = lambda text: pa.repeat(text, count)  # noqa: E731
+    return pa.table({
+        "observation_id": text("obs-"), "patient_key": text("pat-"),
+        "measure": constant("body_weight"), "code_system": constant("http://loinc.org"),
+        "code": constant("29463-7"), "value": value, "unit": constant("kg"),
+        "source_value": value, "source_unit": constant("kg"), "effective_at": at,
+        "status": constant("final"), "version": pc.remainder(i, 3), "last_updated": at,
+        "content_hash": text("h"), "raw_record_id": text("r-"), "change_seq": i,
+        "refined_at": at})
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("VITALFLOW_BENCH"), reason="a measurement: set "
+                    "VITALFLOW_BENCH=1 and run with -s to see the figures")
+def test_throughput_on_a_million_observations(request, tmp_path) -> None:
+    backend = make_backend(request, tmp_path, "clickhouse")
+    backend.create(OBSERVATION)
+    base, update = observations(1_000_000), observations(100_000, start=450_000, kg=80.0)
+    ids = [f"obs-{i}" for i in range(0, 200_000, 2)]
+    steps = [
+        ("append 1M", 1_000_000, lambda: backend.append(OBSERVATION, base)),
+        ("upsert 100k into 1M", 100_000, lambda: backend.upsert(OBSERVATION, update)),
+        ("read 1M, all columns, FINAL", 1_000_000, lambda: backend.read(OBSERVATION)),
+        ("read 1M, 2 columns, FINAL", 1_000_000,
+         lambda: backend.read(OBSERVATION, ["observation_id", "value"])),
+        ("count FINAL", 1_000_000, lambda: backend.count(OBSERVATION)),
+        ("read 100k keys by 'in'", 100_000, lambda: backend.read(
+            OBSERVATION, ["value"], where=[("observation_id", "in", ids)])),
+        ("OPTIMIZE TABLE ... FINAL", 1_000_000, lambda: backend.client.command(
+            f"OPTIMIZE TABLE {backend.table_name(OBSERVATION)} FINAL")),
+        ("read 1M, all columns, after OPTIMIZE", 1_000_000, lambda: backend.read(OBSERVATION)),
+    ]
+    print()
+    for label, rows_, step in steps:
+        start = time.perf_counter()
+        result = step()
+        seconds = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"{label:<38} {seconds:6.2f} s {rows_ / seconds:>12,.0f} rows/s  "
+              f"peak RSS {peak:,.0f} MiB")
+        if isinstance(result, pa.Table):
+            assert result.num_rows == rows_
+    assert backend.read(OBSERVATION, ["value"], where=[("observation_id", "=", "obs-450000")]
+                        ).column("value").to_pylist() == [80.0]

@@ -1,0 +1,283 @@
+"""The terminology operations on a Registry: Parameters in, Parameters (or FhirError) out."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from vitalflow.terminology import validate
+from vitalflow.terminology.fhir import FhirError, issue, parameters, params_to_multi
+from vitalflow.terminology.registry import Registry, split_canonical
+from vitalflow.terminology.valueset import ValueSetEngine, VersionRules
+
+
+def _first(p: dict, *names: str):
+    for n in names:
+        if p.get(n):
+            return p[n][0]
+    return None
+
+
+def _bool(value) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+def _error(status: int, text: str, code: str = "invalid", tx_type: str | None = None,
+           message_id: str | None = None) -> FhirError:
+    return FhirError(status, [issue("error", code, text, tx_type=tx_type,
+                                    message_id=message_id)])
+
+
+def with_request_resources(registry: Registry, p: dict) -> Registry:
+    """Registry plus any tx-resource parameters (resources supplied with the request)."""
+    extra = [r for r in p.get("tx-resource", []) if isinstance(r, dict)]
+    return registry.overlay(extra)
+
+
+def _rules(p: dict) -> VersionRules:
+    return VersionRules(default=validate.split_system_version(p.get("system-version", [])),
+                        check=validate.split_system_version(p.get("check-system-version", [])),
+                        force=validate.split_system_version(p.get("force-system-version", [])))
+
+
+def _check_supplements(registry: Registry, urls: list[str]) -> None:
+    for url in urls:
+        if registry.get("CodeSystem", url) is None:
+            raise FhirError(400, [issue("error", "not-found",
+                                        f"Required supplement not found: {url}",
+                                        tx_type="not-found",
+                                        message_id="VALUESET_SUPPLEMENT_MISSING")])
+
+
+def validate_code(registry: Registry, params: dict, *, on: str, resource_id: str | None = None,
+                  accept_language: str | None = None) -> dict:
+    """CodeSystem/$validate-code (on='CodeSystem') or ValueSet/$validate-code (on='ValueSet')."""
+    p = params_to_multi(params)
+    registry = with_request_resources(registry, p)
+    langs = [x.split(";")[0].strip() for x in
+             (_first(p, "displayLanguage") or accept_language or "").split(",") if x.strip()]
+    if langs and any(not lang.replace("-", "").isalnum() for lang in langs):
+        raise _error(400, f"Invalid displayLanguage: '{langs[0]}'", "processing",
+                     "invalid-display", "INVALID_DISPLAY_NAME")
+    req = validate.Request(codings=[], form="code", rules=_rules(p),
+                           infer_system=_bool(_first(p, "inferSystem")),
+                           active_only=_bool(_first(p, "activeOnly")),
+                           languages=[lang for lang in langs if lang],
+                           lenient_display=_bool(_first(p, "lenient-display-validation")),
+                           allow_abstract=_first(p, "abstract") is None
+                           or _bool(_first(p, "abstract")))
+    if p.get("codeableConcept"):
+        cc = p["codeableConcept"][0]
+        req.form, req.codeable_concept = "codeableConcept", cc
+        req.codings = list(cc.get("coding", []) or [])
+    elif p.get("coding"):
+        req.form, req.codings = "coding", [dict(p["coding"][0])]
+    elif p.get("code"):
+        req.codings = [{"code": _first(p, "code"), "system": _first(p, "system", "url")
+                        if on == "CodeSystem" else _first(p, "system"),
+                        "version": _first(p, "systemVersion", "version")
+                        if on == "ValueSet" else _first(p, "version"),
+                        "display": _first(p, "display")}]
+    else:
+        raise _error(400, "Unable to find code to validate (looked for coding | codeableConcept "
+                     "| code)", "invalid")
+    if on == "ValueSet":
+        vs = _first(p, "valueSet")
+        if vs is None:
+            url = _first(p, "url") or resource_id
+            if url is None:
+                raise _error(400, "No value set supplied (url, valueSet or id)")
+            engine = ValueSetEngine(registry, req.rules)
+            vs = engine.resolve(url, _first(p, "valueSetVersion"))
+        req.valueset = vs
+        _check_supplements(registry, [
+            e.get("valueCanonical") for e in vs.get("extension", []) or []
+            if e.get("url", "").endswith("valueset-supplement")])
+    else:
+        url = _first(p, "url", "system") or resource_id
+        if url and req.form != "code":
+            for c in req.codings:
+                c.setdefault("system", url)
+        req.cs_version = _first(p, "version")
+    for c in req.codings:
+        if c.get("version") is None:
+            c.pop("version", None)
+    return validate.run(registry, req)
+
+
+def lookup(registry: Registry, params: dict, resource_id: str | None = None) -> dict:
+    p = params_to_multi(params)
+    registry = with_request_resources(registry, p)
+    coding = _first(p, "coding") or {"system": _first(p, "system"), "code": _first(p, "code"),
+                                     "version": _first(p, "version")}
+    system, code = coding.get("system"), coding.get("code")
+    if not system or not code:
+        raise _error(400, "Unable to find code to look up (looked for coding | system + code)")
+    cs = registry.codesystem(system, coding.get("version"))
+    if cs is None:
+        version = coding.get("version")
+        shown = f"'{system}' version '{version}'" if version else f"'{system}'"
+        raise _error(404, f"A definition for CodeSystem {shown} could not be found, so the code "
+                     "cannot be looked up", "not-found", "not-found", "UNKNOWN_CODESYSTEM")
+    concept, _ = cs.find(code)
+    if concept is None:
+        raise _error(404, f"Unknown code '{code}' in the CodeSystem '{system}' version "
+                     f"'{cs.version}'", "not-found", "invalid-code", "Unknown_Code_in_Version")
+    wanted = set(p.get("property", []))
+    everything = "*" in wanted or not wanted
+    pairs: list[tuple] = [("abstract", "valueBoolean", cs.is_abstract(concept)),
+                          ("code", "valueCode", concept["code"])]
+    if concept.get("definition") and (everything or "definition" in wanted):
+        pairs.append(("definition", "valueString", concept["definition"]))
+    for d in concept.get("designation", []) or []:
+        part = []
+        if d.get("language"):
+            part.append({"name": "language", "valueCode": d["language"]})
+        if d.get("use"):
+            part.append({"name": "use", "valueCoding": d["use"]})
+        part.append({"name": "value", "valueString": d.get("value")})
+        pairs.append(("designation", "part", part))
+    pairs.append(("display", "valueString", concept.get("display")))
+    pairs.append(("name", "valueString", cs.resource.get("name")))
+
+    def prop(name: str, kind: str, value, description: str | None = None) -> None:
+        if everything or name in wanted:
+            part = [{"name": "code", "valueCode": name}]
+            if description:
+                part.append({"name": "description", "valueString": description})
+            part.append({"name": "value", kind: value})
+            pairs.append(("property", "part", part))
+
+    for child in cs.children.get(concept["code"], []):
+        prop("child", "valueCode", child, cs.concepts.get(child, {}).get("display"))
+    prop("inactive", "valueBoolean", cs.is_inactive(concept))
+    for parent in cs.parents.get(concept["code"], []):
+        prop("parent", "valueCode", parent, cs.concepts.get(parent, {}).get("display"))
+    for pr in concept.get("property", []) or []:
+        if pr.get("code") in ("parent", "child", "inactive"):
+            continue
+        for key, value in pr.items():
+            if key.startswith("value"):
+                prop(pr["code"], key, value)
+    pairs.append(("system", "valueUri", cs.url))
+    pairs.append(("version", "valueString", cs.version))
+    return parameters(*pairs)
+
+
+def _equivalence_to_relationship(eq: str | None) -> str | None:
+    return {"equal": "equivalent", "equivalent": "equivalent", "wider": "source-is-narrower-than-target",
+            "subsumes": "source-is-narrower-than-target", "narrower": "source-is-broader-than-target",
+            "specializes": "source-is-broader-than-target", "relatedto": "related-to",
+            "inexact": "related-to", "unmatched": "not-related-to",
+            "disjoint": "not-related-to"}.get(eq or "", eq)
+
+
+def _relationship_to_equivalence(rel: str | None) -> str | None:
+    return {"equivalent": "equivalent", "related-to": "relatedto",
+            "source-is-narrower-than-target": "wider", "source-is-broader-than-target": "narrower",
+            "not-related-to": "disjoint"}.get(rel or "", rel)
+
+
+def translate(registry: Registry, params: dict, resource_id: str | None = None) -> dict:
+    """ConceptMap/$translate, forwards (sourceCode) or in reverse (targetCode)."""
+    p = params_to_multi(params)
+    registry = with_request_resources(registry, p)
+    src = _first(p, "sourceCoding", "coding") or {
+        "system": _first(p, "sourceSystem", "system"), "code": _first(p, "sourceCode", "code")}
+    reverse = bool(_first(p, "targetCode", "targetCoding")) and not src.get("code")
+    if reverse:
+        src = _first(p, "targetCoding") or {"system": _first(p, "targetSystem"),
+                                            "code": _first(p, "targetCode")}
+    if not src.get("code"):
+        raise _error(400, "Unable to find code to translate (sourceCode, sourceCoding, "
+                     "targetCode)")
+    target_system = None if reverse else _first(p, "targetSystem", "target")
+    url = _first(p, "url", "conceptMap") or resource_id
+    maps = [registry.get("ConceptMap", url, _first(p, "conceptMapVersion"))] if url else \
+        registry.all("ConceptMap")
+    if url and maps[0] is None:
+        raise _error(404, f"A definition for the ConceptMap '{url}' could not be found",
+                     "not-found", "not-found")
+    matches = []
+    for cm in maps:
+        origin = f"{cm['url']}|{cm['version']}" if cm.get("version") else cm["url"]
+        for g in cm.get("group", []) or []:
+            for el in g.get("element", []) or []:
+                for t in el.get("target", []) or []:
+                    eq = t.get("equivalence") or _relationship_to_equivalence(
+                        t.get("relationship"))
+                    rel = t.get("relationship") or _equivalence_to_relationship(eq)
+                    if not reverse and g.get("source") == src.get("system") and \
+                            el.get("code") == src["code"] and \
+                            (not target_system or g.get("target") == target_system):
+                        concept = {"system": g.get("target"), "code": t.get("code")}
+                        if t.get("display"):
+                            concept["display"] = t["display"]
+                        matches.append((concept, eq, rel, origin, None))
+                    elif reverse and g.get("target") == src.get("system") and \
+                            t.get("code") == src["code"] and \
+                            (not _first(p, "sourceSystem") or
+                             g.get("source") == _first(p, "sourceSystem")):
+                        concept = {"system": g.get("target"), "code": t.get("code")}
+                        source = {"system": g.get("source"), "code": el.get("code")}
+                        matches.append((concept, eq, rel, origin, source))
+    pairs = []
+    for concept, eq, rel, origin, source in matches:
+        part = [{"name": "concept", "valueCoding": concept},
+                {"name": "equivalence", "valueCode": eq},
+                {"name": "originMap", "valueCanonical": origin},
+                {"name": "relationship", "valueCode": rel}]
+        if source:
+            part.append({"name": "source", "valueCoding": source})
+        if eq in ("unmatched", "disjoint"):
+            continue
+        pairs.append(("match", "part", part))
+    ok = bool(pairs)
+    if not ok:
+        pairs.append(("message", "valueString",
+                      f"No mapping found for {src.get('system')}#{src['code']}"))
+    pairs.append(("result", "valueBoolean", ok))
+    return parameters(*pairs)
+
+
+def expand(registry: Registry, params: dict, resource_id: str | None = None) -> dict:
+    """ValueSet/$expand: a flat expansion (filter text and count/offset supported)."""
+    p = params_to_multi(params)
+    registry = with_request_resources(registry, p)
+    engine = ValueSetEngine(registry, _rules(p))
+    vs = _first(p, "valueSet") or engine.resolve(_first(p, "url") or resource_id or "",
+                                                 _first(p, "valueSetVersion"))
+    exp = engine.expand(vs)
+    text = (_first(p, "filter") or "").lower()
+    active_only = _bool(_first(p, "activeOnly"))
+    contains = []
+    for e in exp.entries:
+        display = e.display or (e.concept or {}).get("display")
+        if text and text not in (display or "").lower() and text not in e.code.lower():
+            continue
+        if active_only and e.cs is not None and e.concept and e.cs.is_inactive(e.concept):
+            continue
+        item = {"system": e.system, "code": e.code}
+        if e.version:
+            item["version"] = e.version
+        if display:
+            item["display"] = display
+        contains.append(item)
+    total = len(contains)
+    offset = int(_first(p, "offset") or 0)
+    count = _first(p, "count")
+    page = contains[offset: offset + int(count)] if count is not None else contains[offset:]
+    result = {k: v for k, v in vs.items() if k not in ("compose", "expansion", "text")}
+    result["resourceType"] = "ValueSet"
+    result["expansion"] = {"identifier": f"urn:uuid:{uuid.uuid4()}",
+                           "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           "total": total, "offset": offset, "contains": page}
+    if exp.missing:
+        system, version = exp.missing[0]
+        shown = f"'{system}' version '{version}'" if version else f"'{system}'"
+        raise _error(404, f"A definition for CodeSystem {shown} could not be found, so the value "
+                     "set cannot be expanded", "not-found", "not-found", "UNKNOWN_CODESYSTEM")
+    return result
+
+
+__all__ = ["validate_code", "lookup", "translate", "expand", "split_canonical"]

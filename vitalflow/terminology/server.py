@@ -1,0 +1,162 @@
+"""FastAPI terminology server over a Registry: $validate-code, $lookup, $translate, $expand."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from vitalflow.terminology import operations
+from vitalflow.terminology.fhir import FhirError, issue, outcome
+from vitalflow.terminology.registry import Registry
+
+FHIR_JSON = "application/fhir+json"
+CONTENT_DIR = Path(__file__).resolve().parents[2] / "config" / "terminology"
+_OPS = ("validate-code", "lookup", "translate", "expand")
+
+
+def _response(body: dict, status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON)
+
+
+def _query_params(request: Request) -> dict:
+    """GET query string as a Parameters resource (coding given as system|code)."""
+    params = []
+    for name, value in request.query_params.multi_items():
+        if name in ("coding", "sourceCoding", "targetCoding") and "|" in value:
+            system, code = value.rsplit("|", 1)
+            params.append({"name": name, "valueCoding": {"system": system, "code": code}})
+        elif value in ("true", "false"):
+            params.append({"name": name, "valueBoolean": value == "true"})
+        else:
+            params.append({"name": name, "valueString": value})
+    return {"resourceType": "Parameters", "parameter": params}
+
+
+async def _body_params(request: Request) -> dict:
+    raw = await request.body()
+    if not raw.strip():
+        return _query_params(request)
+    try:
+        body = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FhirError(400, [issue("error", "structure", f"Body is not valid JSON: {exc}")])
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise FhirError(400, [issue("error", "structure", "Body must be a Parameters resource")])
+    query = _query_params(request)
+    body.setdefault("parameter", []).extend(query["parameter"])
+    return body
+
+
+def capability_statement(base: str) -> dict:
+    ops = [{"name": op, "definition": f"http://hl7.org/fhir/OperationDefinition/{kind}-{op}"}
+           for kind, op in (("CodeSystem", "validate-code"), ("CodeSystem", "lookup"),
+                            ("ValueSet", "validate-code"), ("ValueSet", "expand"),
+                            ("ConceptMap", "translate"))]
+    return {"resourceType": "CapabilityStatement", "status": "active",
+            "date": datetime.now(timezone.utc).date().isoformat(), "kind": "instance",
+            "software": {"name": "vitalflow terminology"},
+            "implementation": {"description": "vitalflow local terminology server", "url": base},
+            "fhirVersion": "4.0.1", "format": ["application/fhir+json", "json"],
+            "instantiates": ["http://hl7.org/fhir/CapabilityStatement/terminology-server"],
+            "rest": [{"mode": "server", "resource": [
+                {"type": t, "interaction": [{"code": "read"}, {"code": "search-type"}]}
+                for t in ("CodeSystem", "ValueSet", "ConceptMap")], "operation": ops}]}
+
+
+def terminology_capabilities(registry: Registry) -> dict:
+    systems = {}
+    for cs in registry.all("CodeSystem"):
+        systems.setdefault(cs["url"], []).append({"code": cs.get("version")} if cs.get(
+            "version") else {})
+    return {"resourceType": "TerminologyCapabilities", "status": "active",
+            "date": datetime.now(timezone.utc).date().isoformat(), "kind": "instance",
+            "codeSystem": [{"uri": u, "version": [v for v in vs if v]} for u, vs in
+                           sorted(systems.items())],
+            "expansion": {"hierarchical": False, "paging": True},
+            "validateCode": {"translations": False}, "translation": {"needsMap": False}}
+
+
+def create_app(registry: Registry | None = None, content_dir: Path | None = None) -> FastAPI:
+    """The server app; by default it serves the resources in config/terminology/."""
+    reg = registry or Registry.from_directory(content_dir or CONTENT_DIR)
+    app = FastAPI(title="vitalflow terminology", docs_url=None, redoc_url=None)
+    app.state.registry = reg
+
+    @app.exception_handler(FhirError)
+    async def _fhir_error(_: Request, exc: FhirError) -> JSONResponse:
+        return _response(exc.resource(), exc.status)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        return _response(outcome(issue("error", "exception",
+                                       f"Internal error: {type(exc).__name__}: {exc}")), 500)
+
+    @app.get("/metadata")
+    async def metadata(request: Request, mode: str | None = None) -> JSONResponse:
+        if mode == "terminology":
+            return _response(terminology_capabilities(reg))
+        return _response(capability_statement(str(request.base_url).rstrip("/")))
+
+    async def dispatch(request: Request, kind: str, op: str, rid: str | None) -> JSONResponse:
+        params = await _body_params(request) if request.method == "POST" else \
+            _query_params(request)
+        handlers: dict[tuple[str, str], Callable] = {
+            ("CodeSystem", "validate-code"): lambda: operations.validate_code(
+                reg, params, on="CodeSystem", resource_id=_url_of(reg, kind, rid),
+                accept_language=request.headers.get("accept-language")),
+            ("ValueSet", "validate-code"): lambda: operations.validate_code(
+                reg, params, on="ValueSet", resource_id=_url_of(reg, kind, rid),
+                accept_language=request.headers.get("accept-language")),
+            ("CodeSystem", "lookup"): lambda: operations.lookup(reg, params),
+            ("ConceptMap", "translate"): lambda: operations.translate(
+                reg, params, _url_of(reg, kind, rid)),
+            ("ValueSet", "expand"): lambda: operations.expand(reg, params,
+                                                              _url_of(reg, kind, rid)),
+        }
+        handler = handlers.get((kind, op))
+        if handler is None:
+            raise FhirError(404, [issue("error", "not-supported",
+                                        f"Operation ${op} is not supported on {kind}")])
+        return _response(handler())
+
+    for verb in ("GET", "POST"):
+        app.add_api_route("/{kind}/${op}", _type_route(dispatch), methods=[verb])
+        app.add_api_route("/{kind}/{rid}/${op}", _instance_route(dispatch), methods=[verb])
+
+    @app.get("/{kind}/{rid}")
+    async def read(kind: str, rid: str) -> JSONResponse:
+        for r in reg.all(kind) if kind in ("CodeSystem", "ValueSet", "ConceptMap") else []:
+            if r.get("id") == rid:
+                return _response(r)
+        raise FhirError(404, [issue("error", "not-found", f"{kind}/{rid} is not known")])
+
+    return app
+
+
+def _type_route(dispatch):
+    async def route(request: Request, kind: str, op: str) -> JSONResponse:
+        return await dispatch(request, kind, op, None)
+    return route
+
+
+def _instance_route(dispatch):
+    async def route(request: Request, kind: str, rid: str, op: str) -> JSONResponse:
+        return await dispatch(request, kind, op, rid)
+    return route
+
+
+def _url_of(reg: Registry, kind: str, rid: str | None) -> str | None:
+    if rid is None:
+        return None
+    for r in reg.all(kind):
+        if r.get("id") == rid:
+            return r["url"]
+    raise FhirError(404, [issue("error", "not-found", f"{kind}/{rid} is not known")])
+
+
+__all__ = ["create_app", "CONTENT_DIR", "_OPS"]

@@ -47,3 +47,10 @@ def test_bad_requests_are_explained(layers, tmp_path, name, file, message):
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):
         export_table(layers, name, tmp_path / file)
     assert not list(tmp_path.glob("x.*"))
+
+
+def test_snapshot_needs_an_engine_with_time_travel(layers, tmp_path):
+    with pytest.raises(ValueError, match="PostgreSQL, which keeps no snapshots"):
+        export_table(layers, "derived.age_band_summary", tmp_path / "x.csv", snapshot=1)
+    with pytest.raises(ValueError, match="Parquet files, which keeps no snapshots"):
+        export_table(layers, "raw.record", tmp_path / "x.csv", snapshot=1)

@@ -183,6 +183,8 @@ def export(
                                          "or raw.record.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="FILE.csv or FILE.parquet.")],
     profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = None,
+    snapshot: Annotated[int | None, typer.Option(help="Read the table as of this snapshot "
+                                                 "(Iceberg; see `vitalflow raw history`).")] = None,
 ) -> None:
     """Write one table, from whichever backend holds it, to CSV or Parquet."""
     from vitalflow.export import export_table
@@ -191,7 +193,7 @@ def export(
     settings = load_settings()
     try:
         layers = open_layers(settings, profile)
-        rows = export_table(layers, table, out)
+        rows = export_table(layers, table, out, snapshot)
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     where = describe(layers)[table.split(".")[0]] if "." in table else ""

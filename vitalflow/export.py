@@ -23,8 +23,9 @@ def known_tables() -> list[str]:
     return [RAW_RECORD, *TABLES]
 
 
-def export_table(layers: Layers, name: str, out: Path) -> int:
-    """Write the table to out (format from its suffix); returns the number of rows."""
+def export_table(layers: Layers, name: str, out: Path, snapshot: int | None = None) -> int:
+    """Write the table to out (format from its suffix), as of snapshot when given (engines
+    with time travel only); returns the number of rows."""
     if out.suffix not in FORMATS:
         raise ValueError(f"cannot export to {out.name}: the file must end in "
                          f"{' or '.join(FORMATS)}")
@@ -32,7 +33,12 @@ def export_table(layers: Layers, name: str, out: Path) -> int:
         raise ValueError(f"unknown table {name!r}; known: {', '.join(known_tables())}")
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
-    batches = _raw_batches(layers) if name == RAW_RECORD else _table_batches(layers, TABLES[name])
+    holder = _holder(layers, name)
+    if snapshot is not None and not (holder and holder.capabilities.time_travel):
+        raise ValueError(f"{name} lives in {holder.name if holder else 'Parquet files'}, which "
+                         "keeps no snapshots: export it without --snapshot")
+    batches = (_raw_batches(layers, snapshot) if name == RAW_RECORD
+               else _table_batches(layers, TABLES[name], snapshot))
     schema = RAW_SCHEMA if name == RAW_RECORD else TABLES[name].arrow_schema
     rows = 0
     writer = (pq.ParquetWriter(partial, schema, compression="zstd") if out.suffix == ".parquet"
@@ -50,11 +56,21 @@ def export_table(layers: Layers, name: str, out: Path) -> int:
     return rows
 
 
-def _table_batches(layers: Layers, table: Table):
-    backend = layers.derived if table.layer == "derived" else layers.refined
-    yield backend.read(table).cast(table.arrow_schema)
+def _holder(layers: Layers, name: str):
+    """The backend holding a table; None for raw records kept as Parquet files."""
+    if name == RAW_RECORD:
+        return getattr(layers.raw, "backend", None)
+    return layers.derived if name.startswith("derived.") else layers.refined
 
 
-def _raw_batches(layers: Layers):
+def _table_batches(layers: Layers, table: Table, snapshot: int | None):
+    yield _holder(layers, table.qualified_name).read(table, snapshot=snapshot).cast(
+        table.arrow_schema)
+
+
+def _raw_batches(layers: Layers, snapshot: int | None):
     for batch in layers.raw.manifest():
-        yield from layers.raw.read(batch.batch_id)
+        if snapshot is None:
+            yield from layers.raw.read(batch.batch_id)
+        else:
+            yield from layers.raw.read(batch.batch_id, snapshot=snapshot)

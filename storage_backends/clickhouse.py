@@ -27,8 +27,8 @@ PASSWORD_ENV = "VITALFLOW_CLICKHOUSE_PASSWORD"
 VERSION, DELETED = "_vf_version", "_vf_deleted"
 _INTERNAL = (
     # The server's clock orders writes from every client of one server, whichever host they run on.
-    f"{VERSION} UInt64 DEFAULT toUnixTimestamp64Nano(now64(9)) "
-    "COMMENT 'vitalflow write version: the highest per key is the current row'",
+    (f"{VERSION} UInt64 DEFAULT toUnixTimestamp64Nano(now64(9)) "
+     "COMMENT 'vitalflow write version: the highest per key is the current row'"),
     f"{DELETED} UInt8 DEFAULT 0 COMMENT 'vitalflow tombstone: 1 when the key was deleted'",
 )
 INSERT_BYTES = 32 << 20  # Arrow bytes per INSERT
@@ -113,7 +113,7 @@ class ClickHouseBackend(Backend):
         def bind(column: str, value: Any, array: bool = False) -> str:
             name = f"p{len(params)}"
             params[name] = [_param(v) for v in value] if array else _param(value)
-            kind = _type(table.column(column), nullable=False)
+            kind = TYPES[table.column(column).type]
             return f"{{{name}:{f'Array({kind})' if array else kind}}}"
 
         def in_list(column: str, values: list, negated: bool) -> str:
@@ -201,9 +201,8 @@ def _embedded_client(url: str) -> Client:
         return _embedded[path]
 
 
-def _type(column: Column, nullable: bool | None = None) -> str:
-    kind = TYPES[column.type]
-    return f"Nullable({kind})" if (column.nullable if nullable is None else nullable) else kind
+def _type(column: Column) -> str:
+    return f"Nullable({TYPES[column.type]})" if column.nullable else TYPES[column.type]
 
 
 def _describe(column: Column) -> str:

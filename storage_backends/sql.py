@@ -48,7 +48,7 @@ def where_clause(where: Sequence[Filter], placeholder: Callable[[Any], str] | No
     Engines whose markers name a type (ClickHouse's {p0:Int64}) pass column_placeholder(column,
     value) instead of placeholder."""
     if column_placeholder is None:
-        column_placeholder = lambda column, value: placeholder(value)  # noqa: E731
+        column_placeholder = lambda column, value: placeholder(value)
     terms = []
     for column, op, value in where:
         if op == "is null":

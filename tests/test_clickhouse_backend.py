@@ -171,11 +171,11 @@ def test_round_trip_edges(ch: ClickHouseBackend) -> None:
 def observations(count: int, start: int = 0, kg: float = 70.0) -> pa.Table:
     """refined.observation rows; keys obs-<start>… so a later call can overwrite a range."""
     i = pa.array(range(start, start + count), pa.int64())
-    text = lambda prefix: pc.binary_join_element_wise(prefix, pc.cast(i, pa.string()), "")  # noqa: E731
+    text = lambda prefix: pc.binary_join_element_wise(prefix, pc.cast(i, pa.string()), "")
     at = pc.cast(pc.add(pc.multiply(i, 1_000_003), 1_600_000_000_000_000),
                  pa.timestamp("us", tz="UTC"))
     value = pc.add(pc.divide(pc.cast(pc.remainder(i, 50), pa.float64()), 10.0), kg)
-    constant = lambda text: pa.repeat(text, count)  # noqa: E731
+    constant = lambda text: pa.repeat(text, count)
     return pa.table({
         "observation_id": text("obs-"), "patient_key": text("pat-"),
         "measure": constant("body_weight"), "code_system": constant("http://loinc.org"),

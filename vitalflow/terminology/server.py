@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -102,27 +101,39 @@ def create_app(registry: Registry | None = None, content_dir: Path | None = None
             return _response(terminology_capabilities(reg))
         return _response(capability_statement(str(request.base_url).rstrip("/")))
 
+    def handle(kind: str, op: str, rid: str | None, params: dict,
+               language: str | None) -> dict:
+        url = _url_of(reg, kind, rid)
+        if op == "validate-code" and kind in ("CodeSystem", "ValueSet"):
+            return operations.validate_code(reg, params, on=kind, resource_id=url,
+                                            accept_language=language)
+        if (kind, op) == ("CodeSystem", "lookup"):
+            return operations.lookup(reg, params)
+        if (kind, op) == ("ConceptMap", "translate"):
+            return operations.translate(reg, params, url)
+        if (kind, op) == ("ValueSet", "expand"):
+            return operations.expand(reg, params, url)
+        raise FhirError(404, [issue("error", "not-supported",
+                                    f"Operation ${op} is not supported on {kind}")])
+
     async def dispatch(request: Request, kind: str, op: str, rid: str | None) -> JSONResponse:
         params = await _body_params(request) if request.method == "POST" else \
             _query_params(request)
-        handlers: dict[tuple[str, str], Callable] = {
-            ("CodeSystem", "validate-code"): lambda: operations.validate_code(
-                reg, params, on="CodeSystem", resource_id=_url_of(reg, kind, rid),
-                accept_language=request.headers.get("accept-language")),
-            ("ValueSet", "validate-code"): lambda: operations.validate_code(
-                reg, params, on="ValueSet", resource_id=_url_of(reg, kind, rid),
-                accept_language=request.headers.get("accept-language")),
-            ("CodeSystem", "lookup"): lambda: operations.lookup(reg, params),
-            ("ConceptMap", "translate"): lambda: operations.translate(
-                reg, params, _url_of(reg, kind, rid)),
-            ("ValueSet", "expand"): lambda: operations.expand(reg, params,
-                                                              _url_of(reg, kind, rid)),
-        }
-        handler = handlers.get((kind, op))
-        if handler is None:
-            raise FhirError(404, [issue("error", "not-supported",
-                                        f"Operation ${op} is not supported on {kind}")])
-        return _response(handler())
+        return _response(handle(kind, op, rid, params, request.headers.get("accept-language")))
+
+    @app.post("/")
+    async def batch(request: Request) -> JSONResponse:
+        try:
+            bundle = json.loads((await request.body()).decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FhirError(400, [issue("error", "structure", f"Body is not valid JSON: {exc}")])
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" or \
+                bundle.get("type") != "batch":
+            raise FhirError(400, [issue("error", "structure", "POST / takes a batch Bundle")])
+        entries = []
+        for entry in bundle.get("entry", []) or []:
+            entries.append(_batch_entry(handle, entry, request.headers.get("accept-language")))
+        return _response({"resourceType": "Bundle", "type": "batch-response", "entry": entries})
 
     for verb in ("GET", "POST"):
         app.add_api_route("/{kind}/${op}", _type_route(dispatch), methods=[verb])
@@ -136,6 +147,20 @@ def create_app(registry: Registry | None = None, content_dir: Path | None = None
         raise FhirError(404, [issue("error", "not-found", f"{kind}/{rid} is not known")])
 
     return app
+
+
+def _batch_entry(handle, entry: dict, language: str | None) -> dict:
+    req = entry.get("request") or {}
+    path = str(req.get("url", "")).split("?")[0].strip("/").split("/")
+    try:
+        if len(path) not in (2, 3) or not path[-1].startswith("$"):
+            raise FhirError(400, [issue("error", "not-supported",
+                                        f"Unsupported batch entry {req.get('url')!r}")])
+        body = handle(path[0], path[-1][1:], path[1] if len(path) == 3 else None,
+                      entry.get("resource") or {}, language)
+        return {"resource": body, "response": {"status": "200 OK"}}
+    except FhirError as exc:
+        return {"resource": exc.resource(), "response": {"status": str(exc.status)}}
 
 
 def _type_route(dispatch):

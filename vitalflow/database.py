@@ -77,6 +77,8 @@ _INDEXES = (
     "DROP INDEX IF EXISTS refined.observation_patient_measure_time",
     *_OBSERVATION_INDEXES,
     "CREATE INDEX IF NOT EXISTS patient_change_seq ON refined.patient USING brin (change_seq)",
+    # Derive gathers each person's records.
+    "CREATE INDEX IF NOT EXISTS patient_person ON refined.patient (person_key)",
     "CREATE INDEX IF NOT EXISTS observation_pending_patient "
     "ON refined.observation_pending (patient_key)",
 )

@@ -68,16 +68,21 @@ def _merge_rows(conn: psycopg.Connection, target: str, source: str, columns: lis
 
 def derive_patient_bmi(store: PostgresBackend, settings: DeriveSettings,
                        full: bool = False) -> dict[str, int]:
-    """Recompute derived.patient_bmi_latest for patients whose inputs changed since last time."""
+    """Recompute derived.patient_bmi_latest for persons whose inputs changed since last time."""
     with store.connect() as conn:
         lock_pipeline(conn)
         upto = last_change_seq(conn)
         since = 0 if full else watermark(conn, CONTROL, PATIENT_BMI_LATEST.qualified_name)
+        # Persons (under the derived table's key name) with a changed record, observation, or
+        # a record that lost an observation or left the person (meta.patient_touch).
         conn.execute("""
             CREATE TEMP TABLE changed ON COMMIT DROP AS
-            SELECT patient_key FROM refined.observation
-             WHERE change_seq > %(since)s AND measure IN ('body_height', 'body_weight')
-            UNION SELECT patient_key FROM refined.patient WHERE change_seq > %(since)s
+            WITH records AS (
+              SELECT patient_key FROM refined.observation
+               WHERE change_seq > %(since)s AND measure IN ('body_height', 'body_weight')
+              UNION SELECT patient_key FROM meta.patient_touch WHERE change_seq > %(since)s)
+            SELECT p.person_key AS patient_key FROM records JOIN refined.patient p USING (patient_key)
+            UNION SELECT person_key FROM refined.patient WHERE change_seq > %(since)s
             UNION SELECT patient_key FROM meta.patient_touch WHERE change_seq > %(since)s""",
                      {"since": since})
         if full:
@@ -131,22 +136,24 @@ def _compute_bmi(conn: psycopg.Connection, settings: DeriveSettings) -> None:
     conn.execute(f"""
         CREATE TEMP TABLE new_bmi ON COMMIT DROP AS
         WITH weight AS (
-          SELECT DISTINCT ON (o.patient_key) o.patient_key, o.observation_id, o.value,
-                 o.effective_at
-            FROM refined.observation o JOIN changed c USING (patient_key)
+          SELECT DISTINCT ON (p.person_key) p.person_key AS patient_key,
+                 o.patient_key AS record_key, o.observation_id, o.value, o.effective_at
+            FROM changed c JOIN refined.patient p ON p.person_key = c.patient_key
+            JOIN refined.observation o ON o.patient_key = p.patient_key
            WHERE o.measure = 'body_weight'
-           ORDER BY o.patient_key, o.effective_at DESC, o.observation_id DESC),
+           ORDER BY p.person_key, o.effective_at DESC, o.observation_id DESC),
         aged AS (
           SELECT w.*, coalesce(p.gender, 'unknown') AS sex,
                  extract(year FROM age((w.effective_at AT TIME ZONE 'UTC')::date,
                                        p.birth_date))::bigint AS age_years
-            FROM weight w LEFT JOIN refined.patient p USING (patient_key)),
+            FROM weight w LEFT JOIN refined.patient p ON p.patient_key = w.record_key),
         paired AS (
           SELECT a.*, h.observation_id AS height_observation_id, h.value AS height_cm,
                  h.effective_at AS height_at
             FROM aged a LEFT JOIN LATERAL (
-              SELECT o.observation_id, o.value, o.effective_at FROM refined.observation o
-               WHERE o.patient_key = a.patient_key AND o.measure = 'body_height'
+              SELECT o.observation_id, o.value, o.effective_at
+                FROM refined.patient p JOIN refined.observation o USING (patient_key)
+               WHERE p.person_key = a.patient_key AND o.measure = 'body_height'
                  AND o.effective_at <= a.effective_at
                  AND o.effective_at >= a.effective_at - make_interval(days =>
                      CASE WHEN a.age_years < 18 THEN %(child)s ELSE %(adult)s END)

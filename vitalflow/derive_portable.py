@@ -39,12 +39,12 @@ def derive_patient_bmi_portable(layers: Layers, settings: DeriveSettings,
         if full:
             changed = pc.unique(pa.concat_arrays([changed, derived.read(
                 PATIENT_BMI_LATEST, ["patient_key"]).column("patient_key").combine_chunks()]))
+        patients = refined.read(PATIENT, ["patient_key", "person_key", "gender", "birth_date"],
+                                where=[("person_key", "in", changed)])
         observations = refined.read(OBSERVATION, ["patient_key", "observation_id", "measure",
                                                   "value", "effective_at"],
-                                    where=[("patient_key", "in", changed),
+                                    where=[("patient_key", "in", patients.column("patient_key")),
                                            ("measure", "in", _MEASURES)])
-        patients = refined.read(PATIENT, ["patient_key", "gender", "birth_date"],
-                                where=[("patient_key", "in", changed)])
         new = _compute_bmi(observations, patients, settings)
         stored = derived.read(PATIENT_BMI_LATEST, where=[("patient_key", "in", changed)])
         written, deleted = _replace_changed(derived, PATIENT_BMI_LATEST, new, stored)
@@ -77,36 +77,45 @@ def derive_portable(layers: Layers, settings: DeriveSettings, full: bool = False
 
 
 def _changed_patients(layers: Layers, since: int, touched: list[str]) -> pa.Array:
+    """Persons with a changed record or observation, or a record that lost an observation or
+    left the person (touched: record keys, or the person a record left)."""
     refined = layers.refined
     observed = refined.read(OBSERVATION, ["patient_key"], where=[
         ("change_seq", ">", since), ("measure", "in", _MEASURES)])
-    patients = refined.read(PATIENT, ["patient_key"], where=[("change_seq", ">", since)])
+    records = pc.unique(pa.concat_arrays([observed.column("patient_key").combine_chunks(),
+                                          pa.array(touched, pa.string())]))
+    persons = refined.read(PATIENT, ["person_key"], where=[("patient_key", "in", records)])
+    changed = refined.read(PATIENT, ["person_key"], where=[("change_seq", ">", since)])
     return pc.unique(pa.concat_arrays([
-        observed.column("patient_key").combine_chunks(),
-        patients.column("patient_key").combine_chunks(), pa.array(touched, pa.string())]))
+        persons.column("person_key").combine_chunks(),
+        changed.column("person_key").combine_chunks(), pa.array(touched, pa.string())]))
 
 
 def _compute_bmi(observations: pa.Table, patients: pa.Table,
                  settings: DeriveSettings) -> pa.Table:
-    """The SQL twin of derive._compute_bmi: latest weight, latest height within the window."""
+    """The SQL twin of derive._compute_bmi: per person the latest weight of any of its records,
+    the demographics of that record, the latest height of any record within the window."""
     in_window = (f"h_at >= effective_at - to_days(CASE WHEN age_years < 18 "
                  f"THEN {settings.child_height_window_days} "
                  f"ELSE {settings.height_window_days} END)")
     bmi = "CASE WHEN has_height THEN value / ((h_value / 100.0) ^ 2) END"
     return _duckdb().execute(f"""
-        WITH weight AS (
-          SELECT patient_key, observation_id, value, effective_at FROM observations
-           WHERE measure = 'body_weight'
-          QUALIFY row_number() OVER (PARTITION BY patient_key
+        WITH personal AS (
+          SELECT p.person_key, o.* FROM observations o JOIN patients p USING (patient_key)),
+        weight AS (
+          SELECT person_key, patient_key AS record_key, observation_id, value, effective_at
+            FROM personal WHERE measure = 'body_weight'
+          QUALIFY row_number() OVER (PARTITION BY person_key
                                      ORDER BY effective_at DESC, observation_id DESC) = 1),
         aged AS (
-          SELECT w.*, coalesce(p.gender, 'unknown') AS sex,
+          SELECT w.person_key AS patient_key, w.observation_id, w.value, w.effective_at,
+                 coalesce(p.gender, 'unknown') AS sex,
                  {_completed_years('w.effective_at::date', 'p.birth_date')} AS age_years
-            FROM weight w LEFT JOIN patients p USING (patient_key)),
+            FROM weight w LEFT JOIN patients p ON p.patient_key = w.record_key),
         height AS (
-          SELECT patient_key, observation_id, value, effective_at FROM observations
+          SELECT person_key AS patient_key, observation_id, value, effective_at FROM personal
            WHERE measure = 'body_height'
-          QUALIFY row_number() OVER (PARTITION BY patient_key, effective_at
+          QUALIFY row_number() OVER (PARTITION BY person_key, effective_at
                                      ORDER BY observation_id DESC) = 1),
         paired AS (
           SELECT w.*, h.observation_id AS h_id, h.value AS h_value, h.effective_at AS h_at

@@ -1,4 +1,5 @@
-"""What reaches refined: the whitelist filters standardised rows, then patients get pseudonyms."""
+"""What reaches refined: the whitelist filters standardised rows, records are linked to persons,
+then patients get pseudonyms."""
 
 from __future__ import annotations
 
@@ -8,20 +9,27 @@ import psycopg
 import pyarrow as pa
 
 from vitalflow.config import Settings
+from vitalflow.persons import link_persons, with_persons
 from vitalflow.privacy.identity import record_identities, register_key
 from vitalflow.privacy.keys import load_key
 from vitalflow.privacy.pseudonym import IDENTITY_SCHEMA, Pseudonymiser
-from vitalflow.standardise import StandardisedBatch
+from vitalflow.raw import Batch
+from vitalflow.standardise import PATIENT_STAGE, StandardisedBatch
 from vitalflow.tables import OBSERVATION, PATIENT
 from vitalflow.whitelist import Context, load_whitelist
 
 WHITELIST_REASON = "whitelist:{rule}"
+# The patient columns after the gate: the standardised ones and the person.
+GATED_PATIENT = [*PATIENT_STAGE, PATIENT.column("person_key")]
 
 
 class RefineGate:
     """One per refine run, in the process that merges: cheap set work per chunk."""
 
-    def __init__(self, settings: Settings, control: psycopg.Connection) -> None:
+    def __init__(self, settings: Settings, control: psycopg.Connection, raw=None,
+                 pending: list[Batch] = ()) -> None:
+        self.person_of = (link_persons(control, settings, raw, list(pending))
+                          if settings.merge.enabled else None)
         self.whitelist = load_whitelist(settings.filter.path) if settings.filter.enabled else None
         self.context = Context(source_system=settings.privacy.source_system)
         self.pseudonymiser = None
@@ -37,6 +45,8 @@ class RefineGate:
         for name, resource_type, description in (("patients", "Patient", PATIENT),
                                                  ("observations", "Observation", OBSERVATION)):
             rows = getattr(out, name)
+            if name == "patients":
+                rows = with_persons(rows, self.person_of)
             if self.whitelist and rows.num_rows:
                 result = self.whitelist.apply(rows, resource_type, self.context)
                 rows = result.kept

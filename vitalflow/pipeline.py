@@ -12,6 +12,7 @@ from pathlib import Path
 from vitalflow.config import Settings
 from vitalflow.database import OBSERVATION_PENDING
 from vitalflow.derive import DeriveResult, derive_age_band_summary, derive_patient_bmi
+from vitalflow.persons import reconcile_persons
 from vitalflow.progress import Reporter, SilentReporter
 from vitalflow.raw import IngestError, discover_inputs
 from vitalflow.refine import RefineResult, refine
@@ -49,12 +50,16 @@ def ingest(settings: Settings, layers: Layers, input_path: Path,
 
 def refine_stage(settings: Settings, layers: Layers, run_id: str,
                  reporter: Reporter | None = None) -> RefineResult:
-    """In-database SQL when refined lives in the control PostgreSQL, else the portable path."""
+    """In-database SQL when refined lives in the control PostgreSQL, else the portable path;
+    then every patient record is given the person merging says it belongs to."""
     if layers.refined_in_control:
-        return refine(layers.control, layers.raw, settings, run_id, reporter)
-    from vitalflow.refine_portable import refine_portable
+        result = refine(layers.control, layers.raw, settings, run_id, reporter)
+    else:
+        from vitalflow.refine_portable import refine_portable
 
-    return refine_portable(layers, settings, run_id, reporter)
+        result = refine_portable(layers, settings, run_id, reporter)
+    result.persons_moved = reconcile_persons(layers, settings)
+    return result
 
 
 def patient_bmi_stage(settings: Settings, layers: Layers, full: bool = False) -> dict[str, int]:
@@ -145,6 +150,7 @@ def summarise(layers: Layers, run_id: str, ingested: IngestSummary, refined: Ref
         "quarantine_reasons": dict(refined.quarantine_reasons.most_common()),
         "filter_reasons": dict(refined.filter_reasons.most_common()),
         "promoted_orphans": refined.promoted_orphans,
+        "persons_moved": refined.persons_moved,
         "derive": asdict(derived),
         "tables": tables,
         "bmi_categories": categories,

@@ -18,7 +18,7 @@ from vitalflow.config import Settings
 from vitalflow.control import (CONTROL, lock_pipeline, mark_refined, next_change_seq,
                                refined_batches)
 from vitalflow.database import create_observation_indexes, drop_observation_indexes
-from vitalflow.gate import RefineGate
+from vitalflow.gate import GATED_PATIENT, RefineGate
 from vitalflow.progress import Reporter, SilentReporter
 from vitalflow.raw import RawStore
 from vitalflow.reasons import Quarantine
@@ -60,6 +60,7 @@ class RefineResult:
     quarantine_reasons: Counter = field(default_factory=Counter)
     filter_reasons: Counter = field(default_factory=Counter)
     promoted_orphans: int = 0
+    persons_moved: int = 0  # records given another person by merging or a reviewer
 
     def resource(self, resource_type: str) -> ResourceCounts:
         return self.counts.setdefault(resource_type, ResourceCounts())
@@ -83,7 +84,7 @@ def refine(store: PostgresBackend, raw: RawStore, settings: Settings, run_id: st
         result.batches = [b.batch_id for b in pending]
         start_seq = _create_stages(conn)
         merge = _ChunkMerge(store, conn)
-        gate = RefineGate(settings, conn)
+        gate = RefineGate(settings, conn, raw, pending)
         total = sum(b.records for b in pending)
         chunks = ((records, batch.resource_type_hint) for batch in pending
                   for records in raw.read(batch.batch_id, settings.ingest.batch_rows))
@@ -142,7 +143,7 @@ def standardised(chunks: Iterator[tuple[pa.RecordBatch, str | None]], settings: 
 
 def _create_stages(conn: psycopg.Connection) -> int:
     """Temporary stage tables; returns the change sequence value before this run's writes."""
-    for name, source, columns in (("stage_patient", "refined.patient", PATIENT_STAGE),
+    for name, source, columns in (("stage_patient", "refined.patient", GATED_PATIENT),
                                   ("stage_observation", "refined.observation", OBSERVATION_STAGE),
                                   ("stage_orphan", "refined.observation", OBSERVATION_STAGE),
                                   ("stage_quarantine", "refined.quarantine", QUARANTINE_STAGE)):
@@ -158,7 +159,7 @@ class _ChunkMerge:
     def __init__(self, store: PostgresBackend, conn: psycopg.Connection) -> None:
         self.store = store
         self.conn = conn
-        self.patient_cols = [c.name for c in PATIENT_STAGE]
+        self.patient_cols = [c.name for c in GATED_PATIENT]
         self.observation_cols = [c.name for c in OBSERVATION_STAGE]
         self.quarantine_cols = ", ".join(c.name for c in QUARANTINE_STAGE)
         # On a first load no id can be in the table yet but those this run wrote: tracking

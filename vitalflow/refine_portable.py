@@ -42,7 +42,7 @@ def refine_portable(layers: Layers, settings: Settings, run_id: str,
         result.batches = [b.batch_id for b in pending]
         seq = next_change_seq(control)
         staged = _Staged()
-        gate = RefineGate(settings, control)
+        gate = RefineGate(settings, control, layers.raw, pending)
         total = sum(b.records for b in pending)
         chunks = ((records, batch.resource_type_hint) for batch in pending
                   for records in layers.raw.read(batch.batch_id, settings.ingest.batch_rows))

@@ -21,9 +21,9 @@ from vitalflow.validation import observation_schema, split_valid
 __all__ = ["Standardiser", "StandardisedBatch", "reference_id", "OBSERVATION_STAGE",
            "PATIENT_STAGE", "QUARANTINE_STAGE"]
 
-# Columns the database fills in on write.
+# Columns filled in after standardising: on write, and the person (vitalflow/gate.py).
 _DB_COLUMNS = {"change_seq", "refined_at"}
-PATIENT_STAGE = [c for c in PATIENT.columns if c.name not in _DB_COLUMNS]
+PATIENT_STAGE = [c for c in PATIENT.columns if c.name not in _DB_COLUMNS | {"person_key"}]
 OBSERVATION_STAGE = [c for c in OBSERVATION.columns if c.name not in _DB_COLUMNS]
 QUARANTINE_STAGE = [c for c in QUARANTINE.columns if c.name != "quarantined_at"]
 

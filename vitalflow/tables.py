@@ -89,13 +89,16 @@ PATIENT = Table(
     "refined", "patient", "One row per patient: demographics needed for derived metrics.",
     owner="refine",
     columns=(
-        C("patient_key", "text", "key of the patient (the source Patient.id until "
-          "pseudonymisation lands)", nullable=False, pii=Pii.PSEUDONYM),
+        C("patient_key", "text", "pseudonym of the source Patient record (HMAC-SHA256 of its "
+          "id, docs/privacy.md)", nullable=False, pii=Pii.PSEUDONYM),
         C("gender", "text", "administrative gender: male, female, other, unknown"),
-        C("birth_date", "date", "date of birth (partial dates completed to the 1st)",
-          pii=Pii.QUASI),
+        C("birth_date", "date", "date of birth, generalised per privacy.birth_date (default: "
+          "1 January of the year)", pii=Pii.QUASI),
         C("deceased_at", "timestamp", "time of death when known", pii=Pii.QUASI),
         *_LINEAGE,
+        C("person_key", "text", "pseudonym of the person this record belongs to after record "
+          "merging (docs/merging.md); its own person when merging is off", nullable=False,
+          pii=Pii.PSEUDONYM),
     ),
     primary_key=("patient_key",),
 )
@@ -142,7 +145,8 @@ PATIENT_BMI_LATEST = Table(
     "category.",
     owner="derive_patient_bmi",
     columns=(
-        C("patient_key", "text", "patient", nullable=False, pii=Pii.PSEUDONYM),
+        C("patient_key", "text", "the person (refined.patient.person_key): metrics over all "
+          "records merged into one person", nullable=False, pii=Pii.PSEUDONYM),
         C("sex", "text", "administrative gender"),
         C("height_cm", "float", "latest height within the window before the weight", unit="cm"),
         C("height_observation_id", "text", "observation the height came from"),

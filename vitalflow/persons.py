@@ -1,0 +1,93 @@
+"""Which person each source Patient record belongs to: record merging run for refine."""
+
+from __future__ import annotations
+
+import psycopg
+import pyarrow as pa
+
+from vitalflow.config import Settings
+from vitalflow.merge import engine
+from vitalflow.merge.identity_rows import identity_rows_from_json
+from vitalflow.raw import Batch
+
+# Raw batches that can hold Patients: bulk-export Patient files and files of mixed content.
+_PATIENT_HINTS = ("Patient", None)
+
+
+def link_persons(control: psycopg.Connection, settings: Settings, raw, pending: list[Batch]
+                 ) -> dict[str, str]:
+    """Merge the pending batches' Patient records into persons (identity schema) and return
+    source Patient.id -> person id for every record known. Ids are matched across source
+    systems, as references in Observations name no system."""
+    merge = settings.merge
+    texts: list = []
+    for batch in pending:
+        if batch.resource_type_hint in _PATIENT_HINTS:
+            for records in raw.read(batch.batch_id, settings.ingest.batch_rows):
+                texts += records.column("raw_json").to_pylist()
+    identities = identity_rows_from_json(texts, identifier_systems=merge.identifier_systems,
+                                         default_source_system=merge.default_source_system)
+    engine.refresh(control, identities, merge)
+    return person_of_records(control)
+
+
+def person_of_records(control: psycopg.Connection) -> dict[str, str]:
+    from vitalflow.merge.store import PERSON_LINK, ensure_schema
+
+    ensure_schema(control)
+    return dict(control.execute(f"SELECT source_id, person_id FROM {PERSON_LINK.qualified_name} "
+                                "ORDER BY source_system DESC"))
+
+
+def with_persons(patients: pa.Table, person_of: dict[str, str] | None) -> pa.Table:
+    """patients with person_key: the record's person, or the record itself when not merged."""
+    keys = patients.column("patient_key").to_pylist()
+    persons = keys if person_of is None else [person_of.get(k, k) for k in keys]
+    return patients.append_column("person_key", pa.array(persons, pa.string()))
+
+
+def reconcile_persons(layers, settings: Settings) -> int:
+    """Give every refined patient record the person merging says it belongs to, including
+    decisions made since the last run (`vitalflow merge link`, `vitalflow unmerge`); the old
+    person is recorded as touched so derive recomputes both. Returns the records moved."""
+    from datetime import UTC, datetime
+
+    import pyarrow.compute as pc
+
+    from vitalflow.control import lock_pipeline, next_change_seq, record_touches
+    from vitalflow.tables import PATIENT
+
+    with layers.control.connect() as control:
+        lock_pipeline(control)
+        person_of = person_of_records(control) if settings.merge.enabled else {}
+        as_key = _keyer(settings)
+        desired = dict(zip(as_key(list(person_of)), as_key(list(person_of.values())),
+                           strict=True))
+        stored = layers.refined.read(PATIENT)
+        keys = stored.column("patient_key").to_pylist()
+        wanted = pa.array([desired.get(k, k) for k in keys], pa.string())
+        moved = pc.not_equal(stored.column("person_key"), wanted)
+        if not pc.any(moved).as_py():
+            return 0
+        seq = next_change_seq(control)
+        rows = stored.set_column(stored.column_names.index("person_key"), "person_key", wanted)
+        rows = rows.filter(moved)
+        old = stored.filter(moved).column("person_key").to_pylist()
+        for name, value in (("change_seq", pa.scalar(seq)),
+                            ("refined_at", pa.scalar(datetime.now(UTC), pa.timestamp("us", "UTC")))):
+            rows = rows.set_column(rows.column_names.index(name), name,
+                                   pa.repeat(value, rows.num_rows))
+        layers.refined.upsert(PATIENT, rows)
+        record_touches(control, sorted(set(old)), seq)
+    return rows.num_rows
+
+
+def _keyer(settings: Settings):
+    """Source ids -> the keys refined stores for them (pseudonyms when privacy is on)."""
+    if not settings.privacy.enabled:
+        return lambda ids: ids
+    from vitalflow.privacy.keys import load_key
+    from vitalflow.privacy.pseudonym import pseudonyms
+
+    key = load_key(settings.privacy, settings.paths.root)
+    return lambda ids: pseudonyms(key, settings.privacy.source_system, ids)

@@ -192,7 +192,8 @@ class Validator:
                     expression=loc("code")))
             if self.expansion is not None:
                 entries = self.expansion.find(system, code)
-                if not entries and cs.content != "fragment":
+                if not entries:
+                    out.valid = False
                     out.issues.append(self._not_in_vs(system, version, code, loc("code"),
                                                       info=form == "codeableConcept",
                                                       cc_index=index))

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,15 @@ def test_unreachable_database_is_a_clear_error(tmp_path):
     result = vitalflow("run", "--input", str(tmp_path / "in"), env=env, check=False)
     assert result.returncode == 1
     assert "not reachable" in result.stderr and "hunter2" not in result.stderr + result.stdout
+
+
+def test_production_refuses_to_run_without_a_key(settings, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "VITALFLOW_PSEUDONYM_KEY"}
+    env |= {"VITALFLOW__DATABASE__URL": settings.database.url,
+            "VITALFLOW__PATHS__HOME": str(tmp_path / "home"),
+            "VITALFLOW_CONFIG": str(Path(__file__).parents[1] / "config" / "production.toml")}
+    vitalflow("generate", "--out", str(tmp_path / "in"), "--patients", "5", env=env)
+    result = vitalflow("run", "--input", str(tmp_path / "in"), env=env, check=False)
+    assert result.returncode == 1
+    assert "no pseudonymisation key" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "home" / "secrets" / "pseudonym.key").exists()

@@ -44,11 +44,13 @@ def _fail(message: str) -> typer.Exit:
 def _known_errors() -> tuple[type[Exception], ...]:
     from storage_backends.base import BackendMissing, BackendUnavailable
     from vitalflow.database import OwnershipError
+    from vitalflow.privacy.identity import KeyMismatch
+    from vitalflow.privacy.keys import KeyProblem
     from vitalflow.raw import IngestError
     from vitalflow.services import ServiceError
 
     return (BackendUnavailable, BackendMissing, IngestError, ServiceError, OwnershipError,
-            ValueError)
+            KeyProblem, KeyMismatch, ValueError)
 
 
 def _sample_input(settings) -> Path:

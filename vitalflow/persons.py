@@ -60,7 +60,7 @@ def reconcile_persons(layers, settings: Settings) -> int:
     with layers.control.connect() as control:
         lock_pipeline(control)
         person_of = person_of_records(control) if settings.merge.enabled else {}
-        as_key = _keyer(settings)
+        as_key = _keyer(settings, control)
         desired = dict(zip(as_key(list(person_of)), as_key(list(person_of.values())),
                            strict=True))
         stored = layers.refined.read(PATIENT)
@@ -82,12 +82,21 @@ def reconcile_persons(layers, settings: Settings) -> int:
     return rows.num_rows
 
 
-def _keyer(settings: Settings):
-    """Source ids -> the keys refined stores for them (pseudonyms when privacy is on)."""
+def _keyer(settings: Settings, control: psycopg.Connection):
+    """Source or person ids -> the keys refined stores for them: pseudonyms when privacy is on,
+    each recorded in the identity schema (so re-identification and re-keying know it)."""
     if not settings.privacy.enabled:
         return lambda ids: ids
+    from vitalflow.privacy.identity import record_identities
     from vitalflow.privacy.keys import load_key
-    from vitalflow.privacy.pseudonym import pseudonyms
+    from vitalflow.privacy.pseudonym import IDENTITY_SCHEMA, pseudonyms
 
     key = load_key(settings.privacy, settings.paths.root)
-    return lambda ids: pseudonyms(key, settings.privacy.source_system, ids)
+    system = settings.privacy.source_system
+
+    def as_key(ids: list[str]) -> list[str]:
+        made = pseudonyms(key, system, ids)
+        record_identities(control, pa.table([made, [system] * len(ids), ids],
+                                             schema=IDENTITY_SCHEMA), key)
+        return made
+    return as_key

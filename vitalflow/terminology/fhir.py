@@ -52,6 +52,9 @@ def parameters(*pairs: tuple[str, str, Any]) -> dict:
     return {"resourceType": "Parameters", "parameter": out}
 
 
+_NO_LOCATION = {"None_of_the_provided_codes_are_in_the_value_set_one", "Unknown_Code_in_Version"}
+
+
 def issue(severity: str, code: str, text: str, *, tx_type: str | None = None,
           message_id: str | None = None, expression: str | None = None) -> dict:
     """One OperationOutcome.issue in the shape terminology servers return."""
@@ -66,7 +69,9 @@ def issue(severity: str, code: str, text: str, *, tx_type: str | None = None,
     details["text"] = text
     out["details"] = details
     if expression:
-        out["location"] = [expression]
+        # `location` is deprecated in R5; the reference servers no longer send it for these.
+        if message_id not in _NO_LOCATION:
+            out["location"] = [expression]
         out["expression"] = [expression]
     return out
 

@@ -48,6 +48,8 @@ class Registry:
 
     def __init__(self, resources: Iterable[dict] = ()):
         self._by: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in KINDS}
+        # Every resource added, even one sharing url|version with another (maps are searched).
+        self._list: dict[str, list[dict]] = {k: [] for k in KINDS}
         self._views: dict[tuple[str, str], CodeSystemView] = {}
         for r in resources:
             self.add(r)
@@ -62,6 +64,7 @@ class Registry:
         if kind not in KINDS or not resource.get("url"):
             return
         self._by[kind].setdefault(resource["url"], {})[resource.get("version") or ""] = resource
+        self._list[kind].append(resource)
 
     def overlay(self, resources: Iterable[dict]) -> "Registry":
         """A copy with extra resources on top (for tx-resource parameters); self is unchanged."""
@@ -71,6 +74,7 @@ class Registry:
         copy = Registry()
         copy._by = {k: {u: dict(v) for u, v in d.items()} for k, d in self._by.items()}
         copy._views = dict(self._views)
+        copy._list = {k: list(v) for k, v in self._list.items()}
         for r in extra:
             copy.add(r)
             if r.get("resourceType") == "CodeSystem":
@@ -122,4 +126,4 @@ class Registry:
         return r if r and r.get("content") == "supplement" else None
 
     def all(self, kind: str) -> list[dict]:
-        return [r for versions in self._by[kind].values() for r in versions.values()]
+        return list(self._list[kind])

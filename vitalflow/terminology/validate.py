@@ -76,6 +76,7 @@ class Validator:
     def check(self, coding: dict, index: int) -> Outcome:
         req, form = self.req, self.req.form
         out = Outcome(code=coding.get("code"))
+        self._display = coding.get("display")
         system, code = coding.get("system"), coding.get("code") or ""
         version, display = coding.get("version"), coding.get("display")
         loc = lambda el: _loc(form, index, el)  # noqa: E731
@@ -272,10 +273,14 @@ class Validator:
                         tx_type="code-comment", message_id="CONCEPT_DEPRECATED_IN_VALUESET",
                         expression=loc("code")))
 
-    def _not_in_vs(self, system, version, code, where, info=False, cc_index=0) -> dict:
+    def _not_in_vs(self, system, version, code, where, info=False, cc_index=0,
+                   display=None) -> dict:
         vs = self.req.valueset or {}
         ref = f"{system}|{version}#{code}" if version else (
             f"{system}#{code}" if system else code)
+        display = display if display is not None else self._display
+        if display:
+            ref += f" ('{display}')"
         text = f"The provided code '{ref}' was not found in the value set '{_vs_ref(vs)}'"
         return issue("information" if info else "error", "code-invalid", text,
                      tx_type="this-code-not-in-vs" if info else "not-in-vs",

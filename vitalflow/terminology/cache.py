@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -66,7 +66,7 @@ class PersistentCache:
         """(key, operation, request descriptor, response) rows; replaces older entries."""
         if not items:
             return
-        expires = datetime.now(timezone.utc) + self.ttl
+        expires = datetime.now(UTC) + self.ttl
         with self._conn() as conn:
             with conn.cursor() as cur:
                 cur.executemany(

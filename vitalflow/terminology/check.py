@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from vitalflow.terminology.client import (Call, TerminologyClient, TerminologyError,
-                                          TerminologyUnavailable)
+from vitalflow.terminology.client import (
+    Call,
+    TerminologyClient,
+    TerminologyError,
+    TerminologyUnavailable,
+)
 from vitalflow.terminology.fhir import params_to_multi
 from vitalflow.terminology.settings import UCUM, TerminologySettings
 

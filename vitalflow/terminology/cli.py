@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -29,7 +28,7 @@ def load_terminology_settings() -> TerminologySettings:
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="interface to bind"),
           port: int = typer.Option(8180, help="TCP port"),
-          content: Optional[Path] = typer.Option(None, help="folder of FHIR JSON resources "
+          content: Path | None = typer.Option(None, help="folder of FHIR JSON resources "
                                                  "(default config/terminology)")) -> None:
     """Run the local FHIR terminology server."""
     import uvicorn
@@ -41,12 +40,12 @@ def serve(host: str = typer.Option("127.0.0.1", help="interface to bind"),
 
 
 @app.command()
-def conformance(report: Optional[Path] = typer.Option(None, help="write a JSON report here"),
-                tests: Optional[Path] = typer.Option(None, help="tx-ecosystem tests folder "
+def conformance(report: Path | None = typer.Option(None, help="write a JSON report here"),
+                tests: Path | None = typer.Option(None, help="tx-ecosystem tests folder "
                                                      "(default ../shared/conformance/...)"),
                 base_url: str = typer.Option("", help="server to test (default: the local "
                                              "server, started on a free port)"),
-                only: Optional[str] = typer.Option(None, help="one suite or test name")) -> None:
+                only: str | None = typer.Option(None, help="one suite or test name")) -> None:
     """Run the HL7 tx-ecosystem tests (validate-code, lookup, translate) and compare."""
     from vitalflow.terminology import conformance as conf
     from vitalflow.terminology.embedded import EmbeddedServer
@@ -79,7 +78,7 @@ def conformance(report: Optional[Path] = typer.Option(None, help="write a JSON r
 
 
 @app.command()
-def check(system: str, code: str, unit: Optional[str] = typer.Option(None),
+def check(system: str, code: str, unit: str | None = typer.Option(None),
           base_url: str = typer.Option("", help="server (default: settings, else local)")) -> None:
     """Check one coding as the refine stage would, and print the outcome."""
     import pyarrow as pa

@@ -7,8 +7,8 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -115,7 +115,7 @@ class TerminologyClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "TerminologyClient":
+    def __enter__(self) -> TerminologyClient:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -18,13 +18,13 @@ def _optional(marker: Any) -> bool:
 def _string_ok(expected: str, actual: Any) -> bool:
     if expected in _ANY:
         return actual is not None
-    m = re.fullmatch(r"\$external:\d+(?::(.*))?\$", expected, re.S)
+    m = re.fullmatch(r"\$external:\d+(?::(.*))?\$", expected, re.DOTALL)
     if m:
         return isinstance(actual, str) and (not m.group(1) or m.group(1) in actual)
-    m = re.fullmatch(r"\$fragments:(.*)\$", expected, re.S)
+    m = re.fullmatch(r"\$fragments:(.*)\$", expected, re.DOTALL)
     if m:
         return isinstance(actual, str) and all(f in actual for f in m.group(1).split("|") if f)
-    m = re.fullmatch(r"\$choice:(.*)\$", expected, re.S)
+    m = re.fullmatch(r"\$choice:(.*)\$", expected, re.DOTALL)
     if m:
         return actual in m.group(1).split("|")
     return expected == actual

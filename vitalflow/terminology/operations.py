@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from vitalflow.terminology import validate
 from vitalflow.terminology.fhir import FhirError, issue, parameters, params_to_multi
@@ -270,7 +270,7 @@ def expand(registry: Registry, params: dict, resource_id: str | None = None) -> 
     result = {k: v for k, v in vs.items() if k not in ("compose", "expansion", "text")}
     result["resourceType"] = "ValueSet"
     result["expansion"] = {"identifier": f"urn:uuid:{uuid.uuid4()}",
-                           "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
                            "total": total, "offset": offset, "contains": page}
     if exp.missing:
         system, version = exp.missing[0]
@@ -280,4 +280,4 @@ def expand(registry: Registry, params: dict, resource_id: str | None = None) -> 
     return result
 
 
-__all__ = ["validate_code", "lookup", "translate", "expand", "split_canonical"]
+__all__ = ["expand", "lookup", "split_canonical", "translate", "validate_code"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from vitalflow.terminology.codesystem import CodeSystemView
 
@@ -66,7 +67,7 @@ class Registry:
         self._by[kind].setdefault(resource["url"], {})[resource.get("version") or ""] = resource
         self._list[kind].append(resource)
 
-    def overlay(self, resources: Iterable[dict]) -> "Registry":
+    def overlay(self, resources: Iterable[dict]) -> Registry:
         """A copy with extra resources on top (for tx-resource parameters); self is unchanged."""
         extra = list(resources)
         if not extra:
@@ -82,7 +83,7 @@ class Registry:
         return copy
 
     @classmethod
-    def from_directory(cls, folder: Path) -> "Registry":
+    def from_directory(cls, folder: Path) -> Registry:
         reg = cls()
         for path in sorted(Path(folder).glob("**/*.json")):
             data = json.loads(path.read_text(encoding="utf-8-sig"))

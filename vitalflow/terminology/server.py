@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -57,7 +57,7 @@ def capability_statement(base: str) -> dict:
                             ("ValueSet", "validate-code"), ("ValueSet", "expand"),
                             ("ConceptMap", "translate"))]
     return {"resourceType": "CapabilityStatement", "status": "active",
-            "date": datetime.now(timezone.utc).date().isoformat(), "kind": "instance",
+            "date": datetime.now(UTC).date().isoformat(), "kind": "instance",
             "software": {"name": "vitalflow terminology"},
             "implementation": {"description": "vitalflow local terminology server", "url": base},
             "fhirVersion": "4.0.1", "format": ["application/fhir+json", "json"],
@@ -73,7 +73,7 @@ def terminology_capabilities(registry: Registry) -> dict:
         systems.setdefault(cs["url"], []).append({"code": cs.get("version")} if cs.get(
             "version") else {})
     return {"resourceType": "TerminologyCapabilities", "status": "active",
-            "date": datetime.now(timezone.utc).date().isoformat(), "kind": "instance",
+            "date": datetime.now(UTC).date().isoformat(), "kind": "instance",
             "codeSystem": [{"uri": u, "version": [v for v in vs if v]} for u, vs in
                            sorted(systems.items())],
             "expansion": {"hierarchical": False, "paging": True},
@@ -184,4 +184,4 @@ def _url_of(reg: Registry, kind: str, rid: str | None) -> str | None:
     raise FhirError(404, [issue("error", "not-found", f"{kind}/{rid} is not known")])
 
 
-__all__ = ["create_app", "CONTENT_DIR", "_OPS"]
+__all__ = ["CONTENT_DIR", "_OPS", "create_app"]

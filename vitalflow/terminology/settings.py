@@ -34,7 +34,7 @@ class TerminologySettings(BaseModel):
     target_system: str = LOINC
     concept_maps: list[str] = ["http://vitalflow.example.org/fhir/ConceptMap/feeder-to-loinc"]
 
-    def auth(self) -> "tuple[str, str] | str | None":
+    def auth(self) -> tuple[str, str] | str | None:
         """Bearer token, (user, password) for basic auth, or None — from the environment."""
         token = os.environ.get(TOKEN_ENV)
         if token:

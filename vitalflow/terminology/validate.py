@@ -79,7 +79,7 @@ class Validator:
         self._display = coding.get("display")
         system, code = coding.get("system"), coding.get("code") or ""
         version, display = coding.get("version"), coding.get("display")
-        loc = lambda el: _loc(form, index, el)  # noqa: E731
+        loc = lambda el: _loc(form, index, el)
         if not system and self.expansion is not None and (req.infer_system or form == "code"):
             systems = sorted({e.system for e in self.expansion.find(None, code)})
             if len(systems) == 1:
@@ -117,7 +117,7 @@ class Validator:
             out.valid = False
             out.issues.append(issue(
                 "error", "invalid",
-                f"Coding.system must be an absolute reference, not a local reference",
+                "Coding.system must be an absolute reference, not a local reference",
                 tx_type="invalid-data", message_id="Terminology_TX_System_Relative",
                 expression=loc("system")))
             return out
@@ -351,7 +351,7 @@ class Validator:
     def _check_display(self, cs, concept, display, out: Outcome, loc) -> None:
         langs = self.req.languages
         valid = cs.displays(concept)
-        norm = lambda s: " ".join(s.split())  # noqa: E731
+        norm = lambda s: " ".join(s.split())
         if langs:
             for_lang = cs.displays(concept, langs)
             if display in for_lang:
@@ -457,4 +457,4 @@ def split_system_version(values: list) -> dict[str, str]:
     return out
 
 
-__all__ = ["Request", "run", "split_system_version", "FhirError"]
+__all__ = ["FhirError", "Request", "run", "split_system_version"]

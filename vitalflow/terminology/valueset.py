@@ -199,15 +199,7 @@ class ValueSetEngine:
             if prop == "status" and not values and cs.status(concept):
                 values = [cs.status(concept)]
             if op == "=" and value in values or (
-                    op == "=" and value.lower() in ("true", "false") and value.lower() in values):
-                result.add(code)
-            elif op == "in" and set(values) & {v.strip() for v in value.split(",")}:
-                result.add(code)
-            elif op == "not-in" and not set(values) & {v.strip() for v in value.split(",")}:
-                result.add(code)
-            elif op == "regex" and any(_regex(value, v) for v in values):
-                result.add(code)
-            elif op == "exists" and bool(values) == (str(value).lower() != "false"):
+                    op == "=" and value.lower() in ("true", "false") and value.lower() in values) or op == "in" and set(values) & {v.strip() for v in value.split(",")} or op == "not-in" and not set(values) & {v.strip() for v in value.split(",")} or op == "regex" and any(_regex(value, v) for v in values) or op == "exists" and bool(values) == (str(value).lower() != "false"):
                 result.add(code)
         return result
 

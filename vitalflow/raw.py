@@ -80,6 +80,15 @@ def resource_type_hint(file_name: str) -> str | None:
     return match.group(1) if match and match.group(1) != "Bundle" else None
 
 
+def content_id(path: Path) -> tuple[str, str]:
+    """(SHA-256 of the file, batch id): the same content is the same batch whatever its name."""
+    try:
+        sha = file_sha256(path)
+    except OSError as exc:
+        raise IngestError(f"cannot read {path}: {exc.strerror}") from exc
+    return sha, sha[:32]
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -108,11 +117,7 @@ class RawStore:
     def ingest(self, path: Path, reporter: Reporter | None = None,
                batch_rows: int = 100_000) -> IngestResult:
         """Copy one file into a raw batch; a file whose content was ingested before is a no-op."""
-        try:
-            sha = file_sha256(path)
-        except OSError as exc:
-            raise IngestError(f"cannot read {path}: {exc.strerror}") from exc
-        batch_id = sha[:32]
+        sha, batch_id = content_id(path)
         entry = self.manifest_dir / f"{batch_id}.json"
         if entry.exists():
             return IngestResult(_read_batch(entry), False)

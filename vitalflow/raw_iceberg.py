@@ -20,8 +20,8 @@ from storage_backends.base import Snapshot
 from storage_backends.iceberg import TARGET_FILE_BYTES, IcebergBackend, snapshots_of
 from vitalflow import __version__
 from vitalflow.progress import Reporter, SilentReporter
-from vitalflow.raw import (RAW_SCHEMA, Batch, IngestError, IngestResult, RecordReader,
-                           file_sha256, raw_table, resource_type_hint, who)
+from vitalflow.raw import (RAW_SCHEMA, Batch, IngestResult, RecordReader, content_id, raw_table,
+                           resource_type_hint, who)
 from vitalflow.tables import Column as C
 from vitalflow.tables import Table
 
@@ -97,11 +97,7 @@ class IcebergRawStore:
     def ingest(self, path: Path, reporter: Reporter | None = None,
                batch_rows: int = 100_000) -> IngestResult:
         """Copy one file into a raw batch; a file whose content was ingested before is a no-op."""
-        try:
-            sha = file_sha256(path)
-        except OSError as exc:
-            raise IngestError(f"cannot read {path}: {exc.strerror}") from exc
-        batch_id = sha[:32]
+        sha, batch_id = content_id(path)
         if (known := self.batch(batch_id)) is not None:
             return IngestResult(known, False)
         source_uri = path.resolve().as_uri()

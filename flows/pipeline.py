@@ -14,8 +14,10 @@ from vitalflow import pipeline
 from vitalflow.config import load_settings
 from vitalflow.derive import BMI_FLOW, SUMMARY_FLOW
 from vitalflow.storage import open_layers
+from vitalflow.terminology.client import TerminologyUnavailable
 
-TRANSIENT = (BackendUnavailable, psycopg.OperationalError, ConnectionError, TimeoutError)
+TRANSIENT = (BackendUnavailable, TerminologyUnavailable, psycopg.OperationalError,
+             ConnectionError, TimeoutError)
 
 
 def is_transient(task, task_run, state) -> bool:

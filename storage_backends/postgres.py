@@ -73,8 +73,12 @@ class PostgresBackend(Backend):
         if data.num_rows == 0:
             return 0
         buffer = io.BytesIO()
-        pacsv.write_csv(_text_timestamps(data), buffer,
-                        pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        data = _text_timestamps(data)
+        with pacsv.CSVWriter(buffer, data.schema, write_options=pacsv.WriteOptions(
+                include_header=False, quoting_style="needed")) as writer:
+            for batch in data.to_batches():
+                if batch.num_rows:  # Arrow's CSV writer emits NUL bytes for an empty chunk
+                    writer.write_batch(batch)
         columns = ", ".join(data.column_names)
         with conn.cursor().copy(f"COPY {target} ({columns}) FROM STDIN (FORMAT csv)") as copy:
             copy.write(buffer.getbuffer())

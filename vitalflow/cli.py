@@ -16,6 +16,7 @@ from storage_backends.base import redact
 from vitalflow.config import load_settings
 from vitalflow.merge import cli as merge_cli
 from vitalflow.privacy import cli as privacy_cli
+from vitalflow.terminology import cli as terminology_cli
 
 app = typer.Typer(help="FHIR clinical data: raw -> refined -> derived.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -30,6 +31,7 @@ app.command("reidentify")(privacy_cli.reidentify)
 app.add_typer(privacy_cli.keys_app, name="keys")
 app.add_typer(merge_cli.app, name="merge")
 app.command("unmerge")(merge_cli.unmerge)
+app.add_typer(terminology_cli.app, name="terminology")
 console = Console()
 errors = Console(stderr=True)
 PROFILE_HELP = ("Storage profile: postgres, lakehouse, clickhouse, mixed or one defined in "
@@ -48,9 +50,10 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from vitalflow.privacy.keys import KeyProblem
     from vitalflow.raw import IngestError
     from vitalflow.services import ServiceError
+    from vitalflow.terminology.client import TerminologyUnavailable
 
     return (BackendUnavailable, BackendMissing, IngestError, ServiceError, OwnershipError,
-            KeyProblem, KeyMismatch, ValueError)
+            KeyProblem, KeyMismatch, TerminologyUnavailable, ValueError)
 
 
 def _sample_input(settings) -> Path:

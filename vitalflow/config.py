@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from vitalflow.merge.settings import MergeSettings
 from vitalflow.privacy.settings import PrivacySettings
+from vitalflow.terminology.settings import TerminologySettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "vitalflow.toml"
@@ -168,6 +169,7 @@ class Settings(BaseSettings):
     filter: FilterSettings = FilterSettings()
     privacy: PrivacySettings = PrivacySettings()
     merge: MergeSettings = MergeSettings()
+    terminology: TerminologySettings = TerminologySettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,

@@ -115,7 +115,8 @@ def patient_row(rid: object, gender: object, birth: object, deceased: object,
             parse_datetime(deceased, "deceasedDateTime") if deceased else None, version, updated)
 
 
-def _measure(resource: dict, scope: dict[str, Measure]) -> tuple[Measure, str]:
+def _measure(resource: dict, scope: dict[str, Measure],
+             translations: dict[tuple[str, str], str]) -> tuple[Measure, str]:
     code = resource.get("code")
     codings = code.get("coding") if isinstance(code, dict) else None
     if not isinstance(codings, list) or not codings:
@@ -128,6 +129,12 @@ def _measure(resource: dict, scope: dict[str, Measure]) -> tuple[Measure, str]:
         raise Rejected(Filtered.CODE_NOT_IN_SCOPE, "LOINC code not in refine.observation_codes")
     if loinc:
         raise Rejected(Quarantine.INVALID_CODE, "LOINC code fails the format or check digit")
+    for c in codings:  # a feeder system's code that a ConceptMap translates to LOINC
+        source = (c.get("system"), c.get("code")) if isinstance(c, dict) else None
+        if source and all(isinstance(part, str) for part in source) and source in translations:
+            target = translations[source]
+            if target in scope:
+                return scope[target], target
     raise Rejected(Quarantine.UNKNOWN_CODE_SYSTEM, "no coding from LOINC")
 
 
@@ -142,13 +149,14 @@ def _effective(resource: dict) -> datetime:
 
 
 def standardise_observation(resource: dict, scope: dict[str, Measure],
-                            excluded_statuses: frozenset[str]) -> tuple:
+                            excluded_statuses: frozenset[str],
+                            translations: dict[tuple[str, str], str] | None = None) -> tuple:
     """A row in OBSERVATION_STAGE order, without the lineage columns."""
     observation_id = _resource_id(resource)
     status = resource.get("status")
     if not isinstance(status, str) or status not in OBSERVATION_STATUSES:
         raise Rejected(Quarantine.INVALID_STATUS, "status is not an observation-status code")
-    measure, code = _measure(resource, scope)
+    measure, code = _measure(resource, scope, translations or {})
     if status in excluded_statuses:
         raise Rejected(Filtered.STATUS_EXCLUDED, f"status {status}")
     patient_key = reference_id(resource.get("subject"))

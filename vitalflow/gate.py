@@ -14,20 +14,25 @@ from vitalflow.privacy.identity import record_identities, register_key
 from vitalflow.privacy.keys import load_key
 from vitalflow.privacy.pseudonym import IDENTITY_SCHEMA, Pseudonymiser
 from vitalflow.raw import Batch
-from vitalflow.standardise import PATIENT_STAGE, StandardisedBatch
+from vitalflow.standardise import OBSERVATION_STAGE, PATIENT_STAGE, StandardisedBatch, Standardiser
+from vitalflow.terminology_stage import ADDED, TerminologyStage, with_added
 from vitalflow.tables import OBSERVATION, PATIENT
 from vitalflow.whitelist import Context, load_whitelist
 
 WHITELIST_REASON = "whitelist:{rule}"
-# The patient columns after the gate: the standardised ones and the person.
+# The columns after the gate: the standardised ones, the person, the terminology verdict.
 GATED_PATIENT = [*PATIENT_STAGE, PATIENT.column("person_key")]
+GATED_OBSERVATION = [*OBSERVATION_STAGE, *(OBSERVATION.column(f.name) for f in ADDED)]
 
 
 class RefineGate:
     """One per refine run, in the process that merges: cheap set work per chunk."""
 
-    def __init__(self, settings: Settings, control: psycopg.Connection, raw=None,
-                 pending: list[Batch] = ()) -> None:
+    def __init__(self, settings: Settings, control: psycopg.Connection, control_url: str,
+                 raw=None, pending: list[Batch] = ()) -> None:
+        self.terminology = (TerminologyStage(settings.terminology, control_url, Standardiser(
+            settings.refine.observation_codes, settings.refine.excluded_statuses,
+            settings.ingest.max_record_bytes)) if settings.terminology.enabled else None)
         self.person_of = (link_persons(control, settings, raw, list(pending))
                           if settings.merge.enabled else None)
         self.whitelist = load_whitelist(settings.filter.path) if settings.filter.enabled else None
@@ -39,7 +44,8 @@ class RefineGate:
             register_key(control, self.key)
             self.pseudonymiser = Pseudonymiser(self.key, settings.privacy)
 
-    def apply(self, out: StandardisedBatch) -> StandardisedBatch:
+    def apply(self, out: StandardisedBatch, records: pa.RecordBatch) -> StandardisedBatch:
+        out = self.terminology.apply(out, records) if self.terminology else with_added(out)
         filtered = out.filtered.copy()
         tables = {}
         for name, resource_type, description in (("patients", "Patient", PATIENT),
@@ -59,6 +65,13 @@ class RefineGate:
                     self.identities.append(batch.identities)
             tables[name] = rows
         return replace(out, filtered=filtered, **tables)
+
+    def close(self) -> dict:
+        """Release the terminology client; returns its summary for the run."""
+        if not self.terminology:
+            return {}
+        self.terminology.close()
+        return self.terminology.summary()
 
     def record(self, control: psycopg.Connection) -> None:
         """Pseudonym -> source identity rows into the restricted identity schema."""

@@ -151,6 +151,7 @@ def summarise(layers: Layers, run_id: str, ingested: IngestSummary, refined: Ref
         "filter_reasons": dict(refined.filter_reasons.most_common()),
         "promoted_orphans": refined.promoted_orphans,
         "persons_moved": refined.persons_moved,
+        "terminology": refined.terminology,
         "derive": asdict(derived),
         "tables": tables,
         "bmi_categories": categories,

@@ -24,6 +24,7 @@ class Quarantine(StrEnum):
     INVALID_GENDER = "invalid_gender"
     RECORD_TOO_LARGE = "record_too_large"
     SCHEMA_VIOLATION = "schema_violation"  # caught by the pandera contract
+    TERMINOLOGY_REJECTED = "terminology_rejected"  # the terminology server said no; detail why
 
 
 class Filtered(StrEnum):

@@ -18,12 +18,11 @@ from vitalflow.config import Settings
 from vitalflow.control import (CONTROL, lock_pipeline, mark_refined, next_change_seq,
                                refined_batches)
 from vitalflow.database import create_observation_indexes, drop_observation_indexes
-from vitalflow.gate import GATED_PATIENT, RefineGate
+from vitalflow.gate import GATED_OBSERVATION, GATED_PATIENT, RefineGate
 from vitalflow.progress import Reporter, SilentReporter
 from vitalflow.raw import RawStore
 from vitalflow.reasons import Quarantine
-from vitalflow.standardise import (OBSERVATION_STAGE, PATIENT_STAGE, QUARANTINE_STAGE,
-                                   StandardisedBatch, Standardiser)
+from vitalflow.standardise import QUARANTINE_STAGE, StandardisedBatch, Standardiser
 
 # Newest version wins: versionId, then lastUpdated, then the content hash as a stable tie-break,
 # so the outcome does not depend on the order records arrive in.
@@ -61,6 +60,7 @@ class RefineResult:
     filter_reasons: Counter = field(default_factory=Counter)
     promoted_orphans: int = 0
     persons_moved: int = 0  # records given another person by merging or a reviewer
+    terminology: dict = field(default_factory=dict)  # outcomes and calls of the terminology step
 
     def resource(self, resource_type: str) -> ResourceCounts:
         return self.counts.setdefault(resource_type, ResourceCounts())
@@ -84,18 +84,21 @@ def refine(store: PostgresBackend, raw: RawStore, settings: Settings, run_id: st
         result.batches = [b.batch_id for b in pending]
         start_seq = _create_stages(conn)
         merge = _ChunkMerge(store, conn)
-        gate = RefineGate(settings, conn, raw, pending)
+        gate = RefineGate(settings, conn, store.url, raw, pending)
         total = sum(b.records for b in pending)
         chunks = ((records, batch.resource_type_hint) for batch in pending
                   for records in raw.read(batch.batch_id, settings.ingest.batch_rows))
         parallel = total >= settings.refine.worker_process_min_records
         merge.open()
-        with reporter.step("refine", total) as bar:
-            for out, size in standardised(chunks, settings, parallel):
-                out = gate.apply(out)
-                merge.chunk(out)
-                tally(result, out)
-                bar.advance(size)
+        try:
+            with reporter.step("refine", total) as bar:
+                for out, records in standardised(chunks, settings, parallel):
+                    out = gate.apply(out, records)
+                    merge.chunk(out)
+                    tally(result, out)
+                    bar.advance(records.num_rows)
+        finally:
+            result.terminology = gate.close()
         with reporter.step("merge into refined", None):
             merge.close()
             _finish(conn, result, start_seq)
@@ -118,34 +121,35 @@ def _run_worker(records: pa.RecordBatch, hint: str | None) -> StandardisedBatch:
 
 
 def standardised(chunks: Iterator[tuple[pa.RecordBatch, str | None]], settings: Settings,
-                  parallel: bool) -> Iterator[tuple[StandardisedBatch, int]]:
-    """Standardised chunks in input order, inline or from two worker processes."""
+                 parallel: bool) -> Iterator[tuple[StandardisedBatch, pa.RecordBatch]]:
+    """Standardised chunks, with their raw records, in input order, inline or from two worker
+    processes."""
     options = (settings.refine.observation_codes, settings.refine.excluded_statuses,
                settings.ingest.max_record_bytes)
     if not parallel:
         standardiser = Standardiser(*options)
         for records, hint in chunks:
-            yield standardiser.run(records, hint), records.num_rows
+            yield standardiser.run(records, hint), records
         return
     # spawn, not fork: the parent may hold threads (Prefect) and an open connection.
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_start_worker, initargs=options) as pool:
         window: deque = deque()
         for records, hint in chunks:
-            window.append((pool.submit(_run_worker, records, hint), records.num_rows))
+            window.append((pool.submit(_run_worker, records, hint), records))
             if len(window) > 2:
-                future, size = window.popleft()
-                yield future.result(), size
+                future, records = window.popleft()
+                yield future.result(), records
         while window:
-            future, size = window.popleft()
-            yield future.result(), size
+            future, records = window.popleft()
+            yield future.result(), records
 
 
 def _create_stages(conn: psycopg.Connection) -> int:
     """Temporary stage tables; returns the change sequence value before this run's writes."""
     for name, source, columns in (("stage_patient", "refined.patient", GATED_PATIENT),
-                                  ("stage_observation", "refined.observation", OBSERVATION_STAGE),
-                                  ("stage_orphan", "refined.observation", OBSERVATION_STAGE),
+                                  ("stage_observation", "refined.observation", GATED_OBSERVATION),
+                                  ("stage_orphan", "refined.observation", GATED_OBSERVATION),
                                   ("stage_quarantine", "refined.quarantine", QUARANTINE_STAGE)):
         names = ", ".join(c.name for c in columns)
         conn.execute(f"CREATE TEMP TABLE {name} ON COMMIT DROP AS "
@@ -160,7 +164,7 @@ class _ChunkMerge:
         self.store = store
         self.conn = conn
         self.patient_cols = [c.name for c in GATED_PATIENT]
-        self.observation_cols = [c.name for c in OBSERVATION_STAGE]
+        self.observation_cols = [c.name for c in GATED_OBSERVATION]
         self.quarantine_cols = ", ".join(c.name for c in QUARANTINE_STAGE)
         # On a first load no id can be in the table yet but those this run wrote: tracking
         # them here saves a probe of the primary key per row.
@@ -293,7 +297,7 @@ def _finish(conn: psycopg.Connection, result: RefineResult, start_seq: int) -> N
           DELETE FROM refined.observation_pending o USING refined.patient p
           WHERE o.patient_key = p.patient_key RETURNING o.*)
         SELECT * FROM moved""")
-    _upsert(conn, "refined.observation", "promoted", [c.name for c in OBSERVATION_STAGE],
+    _upsert(conn, "refined.observation", "promoted", [c.name for c in GATED_OBSERVATION],
             "observation_id")
     # Orphans parked earlier in this same run were never quarantined for good.
     conn.execute("DELETE FROM stage_quarantine q USING promoted p "

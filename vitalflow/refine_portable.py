@@ -42,17 +42,20 @@ def refine_portable(layers: Layers, settings: Settings, run_id: str,
         result.batches = [b.batch_id for b in pending]
         seq = next_change_seq(control)
         staged = _Staged()
-        gate = RefineGate(settings, control, layers.raw, pending)
+        gate = RefineGate(settings, control, layers.control.url, layers.raw, pending)
         total = sum(b.records for b in pending)
         chunks = ((records, batch.resource_type_hint) for batch in pending
                   for records in layers.raw.read(batch.batch_id, settings.ingest.batch_rows))
         parallel = total >= settings.refine.worker_process_min_records
-        with reporter.step("refine", total) as bar:
-            for out, size in standardised(chunks, settings, parallel):
-                out = gate.apply(out)
-                staged.add(out)
-                tally(result, out)
-                bar.advance(size)
+        try:
+            with reporter.step("refine", total) as bar:
+                for out, records in standardised(chunks, settings, parallel):
+                    out = gate.apply(out, records)
+                    staged.add(out)
+                    tally(result, out)
+                    bar.advance(records.num_rows)
+        finally:
+            result.terminology = gate.close()
         with reporter.step(f"merge into refined ({layers.refined.name})", None):
             merge = _Merge(layers, seq, staged)
             with layers.refined.transaction():

@@ -24,7 +24,8 @@ __all__ = ["Standardiser", "StandardisedBatch", "reference_id", "OBSERVATION_STA
 # Columns filled in after standardising: on write, and the person (vitalflow/gate.py).
 _DB_COLUMNS = {"change_seq", "refined_at"}
 PATIENT_STAGE = [c for c in PATIENT.columns if c.name not in _DB_COLUMNS | {"person_key"}]
-OBSERVATION_STAGE = [c for c in OBSERVATION.columns if c.name not in _DB_COLUMNS]
+OBSERVATION_STAGE = [c for c in OBSERVATION.columns if c.name not in _DB_COLUMNS | {
+    "code_system_version", "mapping_equivalence", "source_coding"}]
 QUARANTINE_STAGE = [c for c in QUARANTINE.columns if c.name != "quarantined_at"]
 
 
@@ -53,6 +54,13 @@ class Standardiser:
         self.max_record_bytes = max_record_bytes
         self.contract = observation_schema(OBSERVATION_STAGE)
         self.fast = FastPath(self.scope, self.excluded)
+        self.translations: dict[tuple[str, str], str] = {}
+
+    def translating(self, translations: dict[tuple[str, str], str]) -> Standardiser:
+        """A copy that also accepts codings a ConceptMap translates to an in-scope LOINC code."""
+        copy = Standardiser.__new__(Standardiser)
+        copy.__dict__.update(self.__dict__, translations=translations)
+        return copy
 
     def run(self, raw: pa.RecordBatch, type_hint: str | None) -> StandardisedBatch:
         # A chunk allocates millions of small tuples and none form cycles: without this the
@@ -92,7 +100,8 @@ class Standardiser:
                 if resource_type == "Observation":
                     rid = resource.get("id")
                     resource_id = rid if isinstance(rid, str) else None
-                    row = standardise_observation(resource, self.scope, self.excluded)
+                    row = standardise_observation(resource, self.scope, self.excluded,
+                                                  self.translations)
                     observations.append(_with_lineage(row, raw_id, text))
                 elif resource_type == "Patient":
                     patients.append(_with_lineage(standardise_patient(resource), raw_id, text))

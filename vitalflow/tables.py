@@ -120,6 +120,11 @@ OBSERVATION = Table(
         C("effective_at", "timestamp", "when the measurement was taken", nullable=False),
         C("status", "text", "FHIR observation status", nullable=False),
         *_LINEAGE,
+        C("code_system_version", "text", "version of the code system the terminology server "
+          "validated the code against"),
+        C("mapping_equivalence", "text", "ConceptMap equivalence when the code was translated "
+          "from a feeder system's code (null when sent as LOINC)"),
+        C("source_coding", "text", "the feeder coding as sent (system|code) when translated"),
     ),
     primary_key=("observation_id",),
 )

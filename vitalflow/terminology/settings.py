@@ -17,6 +17,7 @@ UCUM = "http://unitsofmeasure.org"
 class TerminologySettings(BaseModel):
     """Where the terminology server is and how hard to try; see docs/terminology.md."""
 
+    enabled: bool = True
     base_url: str = ""  # empty: start the local server from config/terminology/
     timeout_seconds: float = Field(10.0, gt=0)
     connect_timeout_seconds: float = Field(3.0, gt=0)

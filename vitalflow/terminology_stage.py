@@ -1,0 +1,193 @@
+"""Refine's terminology step: codes checked against a FHIR terminology server, feeder codes
+translated to LOINC, one call per distinct value (cached in process and in the database)."""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vitalflow.catalog import LOINC
+from vitalflow.reasons import Quarantine
+from vitalflow.standardise import QUARANTINE_STAGE, StandardisedBatch, Standardiser
+from vitalflow.terminology.cache import PersistentCache
+from vitalflow.terminology.check import check_codings
+from vitalflow.terminology.client import TerminologyClient, TerminologyUnavailable
+from vitalflow.terminology.settings import TerminologySettings
+
+# Columns the terminology step adds to each observation row.
+ADDED = pa.schema([("code_system_version", pa.string()), ("mapping_equivalence", pa.string()),
+                   ("source_coding", pa.string())])
+
+
+@functools.cache
+def local_server_url() -> str:
+    """The local terminology server (config/terminology/), once per process, over HTTP."""
+    from vitalflow.terminology.embedded import EmbeddedServer
+
+    return EmbeddedServer().start()
+
+
+class TerminologyStage:
+    """One per refine run, in the merging process."""
+
+    def __init__(self, settings: TerminologySettings, control_url: str,
+                 standardiser: Standardiser) -> None:
+        base_url = settings.base_url or local_server_url()
+        self.client = TerminologyClient(base_url, settings, cache=PersistentCache(
+            control_url, settings.cache_ttl_hours))
+        self.settings = settings
+        self.standardiser = standardiser
+        self.verdicts: dict[tuple, dict] = {}
+        self.counts: Counter = Counter()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def apply(self, out: StandardisedBatch, records: pa.RecordBatch) -> StandardisedBatch:
+        """Translate feeder-coded observations, then keep valid codes and quarantine the rest;
+        raises TerminologyUnavailable (nothing written, the run retried) while the server is
+        down, so no record is dropped or passes unchecked."""
+        out, translated = self._translate(out, records)
+        observations = out.observations
+        if not observations.num_rows:
+            return with_added(out)
+        verdict = self._verdicts(observations)
+        outcome = pc.take(pa.array([v["outcome"] for v in verdict["rows"]]), verdict["index"])
+        keep = pc.is_in(outcome, pa.array(["valid", "mapped"]))
+        rejected = observations.filter(pc.invert(keep))
+        kept = observations.filter(keep).append_column(
+            "code_system_version", pc.take(pa.array(
+                [v["code_system_version"] for v in verdict["rows"]], pa.string()),
+                pc.filter(verdict["index"], keep)))
+        self.counts["valid"] += kept.num_rows - len(translated)
+        self.counts["invalid"] += rejected.num_rows
+        messages = pc.take(pa.array([v["message"] for v in verdict["rows"]], pa.string()),
+                           pc.filter(verdict["index"], pc.invert(keep)))
+        quarantine = pa.concat_tables([out.quarantine, _quarantined(rejected, messages)],
+                                      promote_options="permissive")
+        return StandardisedBatch(out.patients, _translated_columns(kept, translated),
+                                 quarantine, out.read, out.filtered)
+
+    def summary(self) -> dict:
+        return {"records": dict(self.counts), "calls": dict(self.client.stats)}
+
+    def _verdicts(self, observations: pa.Table) -> dict:
+        """Per distinct (system, code, unit) the server's verdict; per row its index."""
+        keys = pa.table({"system": observations.column("code_system"),
+                         "code": observations.column("code"),
+                         "unit": observations.column("unit")})
+        distinct = keys.group_by(["system", "code", "unit"]).aggregate([])
+        unknown = [k for k in zip(*(distinct.column(c).to_pylist() for c in distinct.column_names))
+                   if k not in self.verdicts]
+        if unknown:
+            checked = check_codings(pa.table(list(zip(*unknown, strict=True)),
+                                             names=["system", "code", "unit"]),
+                                    self.client, self.settings)
+            for row in checked.to_pylist():
+                if row["outcome"] == "pending":
+                    raise TerminologyUnavailable(
+                        f"terminology server {self.client.base_url} could not check "
+                        f"{row['system']}|{row['code']} ({row['message']}); nothing was "
+                        "refined in this run: run again when it is back")
+                self.verdicts[(row["system"], row["code"], row["unit"])] = row
+        order = list(self.verdicts)
+        joined = [order.index(k) for k in zip(keys.column("system").to_pylist(),
+                                               keys.column("code").to_pylist(),
+                                               keys.column("unit").to_pylist())]
+        return {"rows": [self.verdicts[k] for k in order], "index": pa.array(joined, pa.int32())}
+
+    def _translate(self, out: StandardisedBatch, records: pa.RecordBatch
+                   ) -> tuple[StandardisedBatch, dict[str, tuple[str, str]]]:
+        """Observations quarantined for want of a LOINC coding are standardised again when a
+        ConceptMap translates one of their codings. Also returns raw_record_id ->
+        (equivalence, source system|code) of the translated ones."""
+        unknown = pc.equal(out.quarantine.column("reason"), str(Quarantine.UNKNOWN_CODE_SYSTEM))
+        if not pc.any(unknown).as_py():
+            return out, {}
+        ids = out.quarantine.filter(unknown).column("raw_record_id")
+        retry = records.filter(pc.is_in(records.column("raw_record_id"), ids))
+        codings = {rid: _codings(text) for rid, text in zip(
+            retry.column("raw_record_id").to_pylist(), retry.column("raw_json").to_pylist(),
+            strict=True)}
+        mapped = self._mappings(sorted({c for found in codings.values() for c in found}))
+        if not mapped:
+            return out, {}
+        again = self.standardiser.translating({k: v[0] for k, v in mapped.items()}).run(
+            retry, None)
+        translated = {}
+        for rid in again.observations.column("raw_record_id").to_pylist():
+            coding = next(c for c in codings[rid] if c in mapped)
+            translated[rid] = (mapped[coding][1], f"{coding[0]}|{coding[1]}")
+        self.counts["mapped"] += len(translated)
+        retried = pc.is_in(out.quarantine.column("raw_record_id"), ids)
+        return StandardisedBatch(
+            out.patients, pa.concat_tables([out.observations, again.observations]),
+            pa.concat_tables([out.quarantine.filter(pc.invert(retried)), again.quarantine]),
+            out.read, out.filtered + again.filtered), translated
+
+    def _mappings(self, codings: list[tuple[str, str]]) -> dict[tuple, tuple[str, str]]:
+        """(system, code) -> (LOINC code, equivalence) for codings a ConceptMap translates."""
+        unknown = [c for c in codings if ("map", *c) not in self.verdicts]
+        if unknown:
+            checked = check_codings(pa.table(list(zip(*unknown, strict=True)),
+                                             names=["system", "code"]), self.client,
+                                    self.settings)
+            for row in checked.to_pylist():
+                if row["outcome"] == "pending":
+                    raise TerminologyUnavailable(
+                        f"terminology server {self.client.base_url} could not translate "
+                        f"{row['system']}|{row['code']} ({row['message']}); nothing was "
+                        "refined in this run: run again when it is back")
+                self.verdicts[("map", row["system"], row["code"])] = row
+        found = {}
+        for system, code in codings:
+            row = self.verdicts[("map", system, code)]
+            if row["outcome"] == "mapped" and row["target_system"] == LOINC:
+                found[(system, code)] = (row["target_code"], row["equivalence"])
+        return found
+
+
+def _codings(text: str | None) -> list[tuple[str, str]]:
+    try:
+        resource = orjson.loads(text or "")
+        codings = resource["code"]["coding"]
+        return [(c["system"], c["code"]) for c in codings
+                if isinstance(c, dict) and isinstance(c.get("system"), str)
+                and isinstance(c.get("code"), str) and c["system"] != LOINC]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return []
+
+
+def _translated_columns(kept: pa.Table, translated: dict[str, tuple[str, str]]) -> pa.Table:
+    ids = kept.column("raw_record_id").to_pylist()
+    return kept.append_column("mapping_equivalence", pa.array(
+        [translated[i][0] if i in translated else None for i in ids], pa.string())
+    ).append_column("source_coding", pa.array(
+        [translated[i][1] if i in translated else None for i in ids], pa.string()))
+
+
+def with_added(out: StandardisedBatch) -> StandardisedBatch:
+    """out with the terminology columns empty (terminology checks switched off)."""
+    observations = out.observations
+    for field in ADDED:
+        observations = observations.append_column(field, pa.nulls(observations.num_rows,
+                                                                   field.type))
+    return StandardisedBatch(out.patients, observations, out.quarantine, out.read, out.filtered)
+
+
+def _quarantined(rows: pa.Table, messages: pa.Array) -> pa.Table:
+    """Quarantine rows for rejected observations; few, so plain lists."""
+    ids = rows.column("raw_record_id").to_pylist()
+    return pa.table({
+        "raw_record_id": ids,
+        "batch_id": [i.rsplit("-", 1)[0] for i in ids],
+        "resource_type": ["Observation"] * len(ids),
+        "resource_id": rows.column("observation_id").to_pylist(),
+        "reason": [str(Quarantine.TERMINOLOGY_REJECTED)] * len(ids),
+        "detail": [(m or "rejected by the terminology server")[:500]
+                   for m in messages.to_pylist()],
+    }, schema=pa.schema([(c.name, c.arrow_type) for c in QUARANTINE_STAGE]))

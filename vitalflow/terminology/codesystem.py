@@ -60,6 +60,11 @@ class CodeSystemView:
                 walk(c.get("concept", []) or [])
         walk(sup.get("concept", []) or [])
 
+    def has_supplement(self, url: str) -> bool:
+        """Whether a supplement (url or url|version) is merged into this view."""
+        return any(url in (s.get("url"), f"{s.get('url')}|{s.get('version')}")
+                   for s in self.supplements)
+
     def find(self, code: str) -> tuple[dict | None, bool]:
         """(concept, matched only by case) for a code; case-insensitive systems fold case."""
         concept = self.concepts.get(code)

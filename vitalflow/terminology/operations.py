@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from vitalflow.terminology import validate
 from vitalflow.terminology.fhir import FhirError, issue, parameters, params_to_multi
 from vitalflow.terminology.registry import Registry, split_canonical
+from vitalflow.terminology.validate_context import Options
+from vitalflow.terminology.validate_displays import parse_languages
 from vitalflow.terminology.valueset import ValueSetEngine, VersionRules
 
 
@@ -34,19 +36,33 @@ def with_request_resources(registry: Registry, p: dict) -> Registry:
     return registry.overlay(extra)
 
 
+def _split_system_version(values: list) -> dict[str, str]:
+    out = {}
+    for v in values or []:
+        base, version = split_canonical(v)
+        if base and version:
+            out[base] = version
+    return out
+
+
 def _rules(p: dict) -> VersionRules:
-    return VersionRules(default=validate.split_system_version(p.get("system-version", [])),
-                        check=validate.split_system_version(p.get("check-system-version", [])),
-                        force=validate.split_system_version(p.get("force-system-version", [])))
+    return VersionRules(default=_split_system_version(p.get("system-version", [])),
+                        check=_split_system_version(p.get("check-system-version", [])),
+                        force=_split_system_version(p.get("force-system-version", [])))
 
 
-def _check_supplements(registry: Registry, urls: list[str]) -> None:
-    for url in urls:
-        if registry.get("CodeSystem", url) is None:
-            raise FhirError(400, [issue("error", "not-found",
-                                        f"Required supplement not found: {url}",
-                                        tx_type="not-found",
-                                        message_id="VALUESET_SUPPLEMENT_MISSING")])
+def _options(p: dict, accept_language: str | None) -> Options:
+    languages = parse_languages(_first(p, "displayLanguage") or accept_language)
+    if languages and any(not lang.replace("-", "").isalnum() for lang in languages):
+        raise _error(400, f"Invalid displayLanguage: '{languages[0]}'", "processing",
+                     "invalid-display", "INVALID_DISPLAY_NAME")
+    return Options(rules=_rules(p), languages=languages,
+                   infer_system=_bool(_first(p, "inferSystem")),
+                   active_only=_bool(_first(p, "activeOnly")),
+                   abstract_ok=_first(p, "abstract") is None or _bool(_first(p, "abstract")),
+                   display_warning=_bool(_first(p, "lenient-display-validation")),
+                   membership_only=_bool(_first(p, "membershipOnly")),
+                   supplements=[s for s in p.get("useSupplement", []) if isinstance(s, str)])
 
 
 def validate_code(registry: Registry, params: dict, *, on: str, resource_id: str | None = None,
@@ -54,55 +70,43 @@ def validate_code(registry: Registry, params: dict, *, on: str, resource_id: str
     """CodeSystem/$validate-code (on='CodeSystem') or ValueSet/$validate-code (on='ValueSet')."""
     p = params_to_multi(params)
     registry = with_request_resources(registry, p)
-    langs = [x.split(";")[0].strip() for x in
-             (_first(p, "displayLanguage") or accept_language or "").split(",") if x.strip()]
-    if langs and any(not lang.replace("-", "").isalnum() for lang in langs):
-        raise _error(400, f"Invalid displayLanguage: '{langs[0]}'", "processing",
-                     "invalid-display", "INVALID_DISPLAY_NAME")
-    req = validate.Request(codings=[], form="code", rules=_rules(p),
-                           infer_system=_bool(_first(p, "inferSystem")),
-                           active_only=_bool(_first(p, "activeOnly")),
-                           languages=[lang for lang in langs if lang],
-                           lenient_display=_bool(_first(p, "lenient-display-validation")),
-                           allow_abstract=_first(p, "abstract") is None
-                           or _bool(_first(p, "abstract")))
+    options = _options(p, accept_language)
     if p.get("codeableConcept"):
-        cc = p["codeableConcept"][0]
-        req.form, req.codeable_concept = "codeableConcept", cc
-        req.codings = list(cc.get("coding", []) or [])
+        mode, codeable = "codeableConcept", p["codeableConcept"][0]
     elif p.get("coding"):
-        req.form, req.codings = "coding", [dict(p["coding"][0])]
+        mode, codeable = "coding", {"coding": [dict(p["coding"][0])]}
     elif p.get("code"):
-        req.codings = [{"code": _first(p, "code"), "system": _first(p, "system", "url")
-                        if on == "CodeSystem" else _first(p, "system"),
-                        "version": _first(p, "systemVersion", "version")
-                        if on == "ValueSet" else _first(p, "version"),
-                        "display": _first(p, "display")}]
+        coding = {"code": _first(p, "code"),
+                  "system": _first(p, "url", "system") if on == "CodeSystem"
+                  else _first(p, "system"),
+                  "version": _first(p, "version") if on == "CodeSystem"
+                  else _first(p, "systemVersion"),
+                  "display": _first(p, "display")}
+        mode, codeable = "code", {"coding": [{k: v for k, v in coding.items() if v}]}
     else:
         raise _error(400, "Unable to find code to validate (looked for coding | codeableConcept "
                      "| code)", "invalid")
-    if on == "ValueSet":
-        vs = _first(p, "valueSet")
-        if vs is None:
-            url = _first(p, "url") or resource_id
-            if url is None:
-                raise _error(400, "No value set supplied (url, valueSet or id)")
-            engine = ValueSetEngine(registry, req.rules)
-            vs = engine.resolve(url, _first(p, "valueSetVersion"))
-        req.valueset = vs
-        _check_supplements(registry, [
-            e.get("valueCanonical") for e in vs.get("extension", []) or []
-            if e.get("url", "").endswith("valueset-supplement")])
-    else:
-        url = _first(p, "url", "system") or resource_id
-        if url and req.form != "code":
-            for c in req.codings:
+    if mode != "code":
+        # inferSystem is defined for the code parameter only; codings carry their own system.
+        options.infer_system = False
+    req = validate.Request(codeable=codeable, mode=mode, options=options)
+    if on == "CodeSystem":
+        url = _first(p, "url") or resource_id
+        if url and mode != "code":
+            for c in codeable.get("coding", []):
                 c.setdefault("system", url)
-        req.cs_version = _first(p, "version")
-    for c in req.codings:
-        if c.get("version") is None:
-            c.pop("version", None)
-    return validate.run(registry, req)
+        return validate.validate_codesystem(registry, url, _first(p, "version"), req)
+    vs = _first(p, "valueSet")
+    if vs is None:
+        url = _first(p, "url") or resource_id
+        if url is None:
+            raise _error(400, "No value set supplied (url, valueSet or id)")
+        version = _first(p, "valueSetVersion")
+        vs = ValueSetEngine(registry, options.rules).resolve(
+            url, options.version_base(split_canonical(url)[0], version) if version or
+            split_canonical(url)[0] in options.rules.force or
+            split_canonical(url)[0] in options.rules.default else None)
+    return validate.validate_valueset(registry, vs, req)
 
 
 def lookup(registry: Registry, params: dict, resource_id: str | None = None) -> dict:

@@ -51,7 +51,7 @@ class Registry:
         self._by: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in KINDS}
         # Every resource added, even one sharing url|version with another (maps are searched).
         self._list: dict[str, list[dict]] = {k: [] for k in KINDS}
-        self._views: dict[tuple[str, str], CodeSystemView] = {}
+        self._views: dict[tuple, CodeSystemView] = {}
         for r in resources:
             self.add(r)
 
@@ -79,7 +79,9 @@ class Registry:
         for r in extra:
             copy.add(r)
             if r.get("resourceType") == "CodeSystem":
-                copy._views.pop((r.get("url", ""), r.get("version") or ""), None)
+                copy._views = {k: v for k, v in copy._views.items()
+                               if k[0] not in (r.get("url"), split_canonical(
+                                   r.get("supplements"))[0])}
         return copy
 
     @classmethod
@@ -109,17 +111,22 @@ class Registry:
             return found[max(matching, key=version_key)] if matching else None
         return found[max(found, key=version_key)]
 
-    def codesystem(self, url: str, version: str | None = None) -> CodeSystemView | None:
+    def codesystem(self, url: str, version: str | None = None,
+                   supplements: set[str] | None = None) -> CodeSystemView | None:
+        """The code system merged with its supplements: all of them, or only those named."""
         resource = self.get("CodeSystem", url, version)
         if resource is None or resource.get("content") == "supplement":
             return None
-        key = (resource["url"], resource.get("version") or "")
+        chosen = [s for vs in self._by["CodeSystem"].values() for s in vs.values()
+                  if s.get("content") == "supplement"
+                  and split_canonical(s.get("supplements"))[0] == resource["url"]
+                  and (supplements is None or s["url"] in supplements
+                       or f"{s['url']}|{s.get('version')}" in supplements)]
+        key = (resource["url"], resource.get("version") or "",
+               tuple(sorted(f"{s['url']}|{s.get('version')}" for s in chosen)))
         view = self._views.get(key)
         if view is None:
-            supplements = [s for vs in self._by["CodeSystem"].values() for s in vs.values()
-                           if s.get("content") == "supplement"
-                           and split_canonical(s.get("supplements"))[0] == resource["url"]]
-            view = self._views[key] = CodeSystemView(resource, supplements)
+            view = self._views[key] = CodeSystemView(resource, chosen)
         return view
 
     def supplement(self, url: str) -> dict | None:

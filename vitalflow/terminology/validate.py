@@ -1,460 +1,411 @@
-"""$validate-code (CodeSystem and ValueSet) following the messages of the HL7 reference servers."""
+"""$validate-code (CodeSystem and ValueSet): the answer assembled as the reference servers do."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from vitalflow.terminology.fhir import FhirError, issue, parameters
-from vitalflow.terminology.registry import Registry, split_canonical, version_matches
-from vitalflow.terminology.valueset import Expansion, ValueSetEngine, VersionRules
+from vitalflow.terminology.registry import Registry, split_canonical, version_key
+from vitalflow.terminology.validate_checker import Checker, Found, PrepareError, State
+from vitalflow.terminology.validate_context import Context, Options, add_path, vurl
+from vitalflow.terminology.validate_messages import text, version_list
+
+_NOT_CHECKED = ("UNKNOWN_CODESYSTEM", "UNKNOWN_CODESYSTEM_VERSION",
+                "UNKNOWN_CODESYSTEM_VERSION_NONE")
 
 
 @dataclass
 class Request:
     """The inputs of one $validate-code call, already taken out of Parameters."""
 
-    codings: list[dict]
-    form: str  # "code" | "coding" | "codeableConcept"
-    valueset: dict | None = None
-    cs_url: str | None = None
-    cs_version: str | None = None
-    infer_system: bool = False
-    active_only: bool = False
-    languages: list[str] = field(default_factory=list)
-    rules: VersionRules = field(default_factory=VersionRules)
-    lenient_display: bool = False
-    allow_abstract: bool = True
-    codeable_concept: dict | None = None
+    codeable: dict  # the codings to validate, always as a CodeableConcept
+    mode: str  # "code" | "coding" | "codeableConcept"
+    options: Options = field(default_factory=Options)
+
+    @property
+    def path(self) -> str:
+        return {"code": "", "coding": "Coding", "codeableConcept": "CodeableConcept"}[self.mode]
 
 
-@dataclass
-class Outcome:
-    issues: list[dict] = field(default_factory=list)
-    valid: bool = True
-    system: str | None = None
-    version: str | None = None
-    code: str | None = None
-    display: str | None = None
-    inactive: bool | None = None
-    status: str | None = None
-    unknown_system: str | None = None
-    caused_by: list[str] = field(default_factory=list)
+def _absolute(url: str) -> bool:
+    return ":" in url
 
 
-def _prefix(form: str, index: int) -> str:
-    return {"code": "", "coding": "Coding.",
-            "codeableConcept": f"CodeableConcept.coding[{index}]."}[form]
+def validate_codeable(checker: Checker, req: Request) -> dict:
+    """Parameters for the codings of a request against one (prepared) value set."""
+    ctx, mode, base = checker.ctx, req.mode, req.path
+    opts = ctx.options
+    st = State()
+    issues = st.issues
+    ctx.canonical_status(issues, "ValueSet", checker.vs, checker.vs)
+    ok: bool | None = False
+    chosen: dict | None = None
+    first = {"system": None, "code": None, "version": None}
+    codelist: list[str] = []
+    no_code = False
+    matched: set[int] = set()
+    version_params: list[str] = []
+    display_out = None
 
+    def msg(m: str | None) -> None:
+        if m and m not in st.messages:
+            st.messages.append(m)
 
-def _loc(form: str, index: int, element: str) -> str:
-    p = _prefix(form, index)
-    return (p + element) if p or element else element or "code"
-
-
-def _versions_text(versions: list[str]) -> str:
-    if not versions:
-        return "No versions of this code system are known"
-    if len(versions) == 1:
-        return f"Valid versions: {versions[0]}"
-    return "Valid versions: " + ", ".join(versions[:-1]) + " or " + versions[-1]
-
-
-def _vs_ref(vs: dict) -> str:
-    return f"{vs.get('url')}|{vs['version']}" if vs.get("version") else str(vs.get("url"))
-
-
-class Validator:
-    def __init__(self, registry: Registry, req: Request):
-        self.registry = registry
-        self.req = req
-        self.engine = ValueSetEngine(registry, req.rules)
-        self.expansion: Expansion | None = None
-        if req.valueset is not None:
-            self.expansion = self.engine.expand(req.valueset)
-
-    # -- one coding ---------------------------------------------------------------------------
-    def check(self, coding: dict, index: int) -> Outcome:
-        req, form = self.req, self.req.form
-        out = Outcome(code=coding.get("code"))
-        self._display = coding.get("display")
-        system, code = coding.get("system"), coding.get("code") or ""
-        version, display = coding.get("version"), coding.get("display")
-        loc = lambda el: _loc(form, index, el)
-        if not system and self.expansion is not None and (req.infer_system or form == "code"):
-            systems = sorted({e.system for e in self.expansion.find(None, code)})
-            if len(systems) == 1:
-                system = systems[0]
-            elif len(systems) > 1:
-                out.valid = False
-                out.issues.append(issue(
-                    "error", "not-found",
-                    f"The System URI could not be determined for the code '{code}' in the "
-                    f"ValueSet '{_vs_ref(req.valueset)}': value set expansion has multiple "
-                    f"matches: [{', '.join(systems)}]", tx_type="cannot-infer",
-                    message_id="Unable_to_resolve_system__value_set_has_multiple_matches",
-                    expression=loc("code")))
-                return out
-            else:
-                out.valid = False
-                out.issues.append(self._not_in_vs(None, None, code, loc("code")))
-                out.issues.append(issue(
-                    "error", "not-found",
-                    f"Unable to infer the code system for the code '{code}' in the value set "
-                    f"'{_vs_ref(req.valueset)}'", tx_type="cannot-infer",
-                    message_id="UNABLE_TO_INFER_CODESYSTEM", expression=loc("code")))
-                return out
-        if not system:
-            out.valid = False
-            out.issues.append(issue(
-                "warning", "invalid",
-                "Coding has no system. A code with no system has no defined meaning, and it "
-                "cannot be validated. A system should be provided", tx_type="invalid-data",
-                message_id="Coding_has_no_system__cannot_validate", expression=loc("")[:-1]
-                or "code"))
-            return out
-        out.system = system
-        if ":" not in system:
-            out.valid = False
-            out.issues.append(issue(
-                "error", "invalid",
-                "Coding.system must be an absolute reference, not a local reference",
-                tx_type="invalid-data", message_id="Terminology_TX_System_Relative",
-                expression=loc("system")))
-            return out
-        if self.registry.get("ValueSet", system) is not None and \
-                self.registry.get("CodeSystem", system) is None:
-            out.valid = False
-            out.issues.append(issue(
-                "error", "invalid",
-                f"The Coding references a value set, not a code system ('{system}')",
-                tx_type="invalid-data", message_id="Terminology_TX_System_ValueSet2",
-                expression=loc("system")))
-            return out
-        sup = self.registry.supplement(system)
-        if sup is not None:
-            out.valid = False
-            out.issues.append(issue(
-                "error", "invalid",
-                f"CodeSystem {_vs_ref(sup)} is a supplement, so can't be used as a value in "
-                f"Coding.system", tx_type="invalid-data",
-                message_id="CODESYSTEM_CS_NO_SUPPLEMENT", expression=loc("system")))
-            return out
-
-        use_version = self._pick_version(system, version, out, loc)
-        cs = self.registry.codesystem(system, use_version)
-        if cs is None:
-            known = self.registry.versions("CodeSystem", system)
-            has_any = self.registry.get("CodeSystem", system) is not None
-            out.valid = False
-            if use_version and has_any:
-                out.issues.append(issue(
-                    "error", "not-found",
-                    f"A definition for CodeSystem '{system}' version '{use_version}' could not "
-                    f"be found, so the code cannot be validated. {_versions_text(known)}",
-                    tx_type="not-found", message_id="UNKNOWN_CODESYSTEM_VERSION",
-                    expression=loc("system")))
-                out.caused_by.append(f"{system}|{use_version}")
-            elif use_version:
-                out.issues.append(issue(
-                    "error", "not-found",
-                    f"A definition for CodeSystem '{system}' version '{use_version}' could not "
-                    f"be found, so the code cannot be validated. {_versions_text([])}",
-                    tx_type="not-found", message_id="UNKNOWN_CODESYSTEM_VERSION_NONE",
-                    expression=loc("system")))
-                out.unknown_system = f"{system}|{use_version}"
-            else:
-                out.issues.append(issue(
-                    "error", "not-found",
-                    f"A definition for CodeSystem '{system}' could not be found, so the code "
-                    f"cannot be validated", tx_type="not-found",
-                    message_id="UNKNOWN_CODESYSTEM", expression=loc("system")))
-                out.unknown_system = system
-            if self.expansion is not None and form == "codeableConcept":
-                out.issues.append(self._not_in_vs(system, None, code, loc("code"), info=True,
-                                                  cc_index=index))
-            out.version = use_version if use_version and has_any and version else None
-            return out
-        out.version = cs.version
-        concept, by_case = cs.find(code)
-        if concept is None:
-            if cs.content == "fragment":
-                out.issues.append(issue(
-                    "warning", "code-invalid",
-                    f"Unknown Code '{code}' in the CodeSystem '{system}' version "
-                    f"'{cs.version}' - note that the code system is labeled as a fragment, so "
-                    f"the code may be valid in some other fragment", tx_type="invalid-code",
-                    message_id="UNKNOWN_CODE_IN_FRAGMENT", expression=loc("code")))
-            else:
-                out.valid = False
-                out.issues.append(issue(
-                    "error", "code-invalid",
-                    f"Unknown code '{code}' in the CodeSystem '{system}' version '{cs.version}'",
-                    tx_type="invalid-code", message_id="Unknown_Code_in_Version",
-                    expression=loc("code")))
-            if self.expansion is not None:
-                entries = self.expansion.find(system, code)
-                if not entries:
-                    out.valid = False
-                    out.issues.append(self._not_in_vs(system, version, code, loc("code"),
-                                                      info=form == "codeableConcept",
-                                                      cc_index=index))
-            return out
-        out.code = concept["code"]
-        if by_case:
-            out.issues.append(issue(
-                "information", "business-rule",
-                f"The code '{code}' differs from the correct code '{concept['code']}' by case. "
-                f"Although the code system '{system}|{cs.version}' is case insensitive, "
-                f"implementers are strongly encouraged to use the correct case anyway",
-                tx_type="code-rule", message_id="CODE_CASE_DIFFERENCE",
-                expression=loc("code")))
-        out.display = concept.get("display")
-        inactive = cs.is_inactive(concept)
-        status = cs.status(concept)
-        if inactive:
-            out.inactive = True
-            out.status = status if status and status != "inactive" else None
-            shown = f"{status} and inactive" if status and status != "inactive" else "inactive"
-            out.issues.append(issue(
-                "warning", "business-rule",
-                f"The concept '{concept['code']}' has a status of {shown} and its use should "
-                f"be reviewed", tx_type="code-comment", message_id="INACTIVE_CONCEPT_FOUND",
-                expression=loc("")[:-1] or "code"))
-        elif status == "deprecated":
-            out.status = status
-            out.issues.append(issue(
-                "warning", "business-rule",
-                f"The concept '{concept['code']}' is deprecated and its use should be reviewed",
-                tx_type="code-comment", message_id="DEPRECATED_CONCEPT_FOUND",
-                expression=loc("")[:-1] or "code"))
-        in_vs = True
-        if self.expansion is not None:
-            entries = [e for e in self.expansion.find(system, concept["code"])
-                       if e.version is None or e.version == cs.version]
-            if inactive and req.active_only:
-                entries = []
-                out.issues.append(issue(
-                    "error", "business-rule",
-                    f"The concept '{concept['code']}' is valid but is not active",
-                    tx_type="code-rule", message_id="STATUS_CODE_WARNING_CODE",
-                    expression=loc("code")))
-            if entries and cs.is_abstract(concept) and not req.allow_abstract:
-                entries = []
-                out.issues.append(issue(
-                    "error", "business-rule",
-                    f"Code '{system}#{concept['code']}' is abstract, and not allowed in this "
-                    f"context", tx_type="code-rule", message_id="ABSTRACT_CODE_NOT_ALLOWED",
-                    expression=loc("code")))
-            if not entries:
-                in_vs = False
-                out.issues.append(self._not_in_vs(system, version, code, loc("code"),
-                                                  info=form == "codeableConcept",
-                                                  cc_index=index))
-            else:
-                self._entry_status(entries[0], out, loc)
-        if not in_vs:
-            out.valid = False
-        if display:
-            self._check_display(cs, concept, display, out, loc)
-        return out
-
-    def _entry_status(self, entry, out: Outcome, loc) -> None:
-        for ext in (entry.include_concept or {}).get("extension", []) or []:
-            if ext.get("url", "").endswith("valueset-concept-status") or ext.get(
-                    "url", "").endswith("structuredefinition-standards-status"):
-                value = ext.get("valueCode")
-                if value == "deprecated":
-                    vs = self.req.valueset
-                    out.issues.append(issue(
-                        "warning", "business-rule",
-                        f"The presence of the concept '{entry.code}' in the system "
-                        f"'{entry.system}' in the value set {_vs_ref(vs)} is marked with a "
-                        f"status of deprecated and its use should be reviewed",
-                        tx_type="code-comment", message_id="CONCEPT_DEPRECATED_IN_VALUESET",
-                        expression=loc("code")))
-
-    def _not_in_vs(self, system, version, code, where, info=False, cc_index=0,
-                   display=None) -> dict:
-        vs = self.req.valueset or {}
-        ref = f"{system}|{version}#{code}" if version else (
-            f"{system}#{code}" if system else code)
-        display = display if display is not None else self._display
-        if display:
-            ref += f" ('{display}')"
-        text = f"The provided code '{ref}' was not found in the value set '{_vs_ref(vs)}'"
-        return issue("information" if info else "error", "code-invalid", text,
-                     tx_type="this-code-not-in-vs" if info else "not-in-vs",
-                     message_id="None_of_the_provided_codes_are_in_the_value_set_one",
-                     expression=where)
-
-    def _pick_version(self, system: str, version: str | None, out: Outcome, loc) -> str | None:
-        """The code-system version to validate against, recording version conflicts."""
-        rules = self.req.rules
-        if system in rules.force:
-            forced = rules.force[system]
-            use = version if version and version_matches(forced, version) else forced
-        elif version:
-            use = version
+    codings = req.codeable.get("coding", []) or []
+    for i, c in enumerate(codings):
+        path = add_path(base, f"coding[{i}]") if mode == "codeableConcept" else base
+        if not c.get("code"):
+            m = (f"Coding has no code for system {c['system']} and cannot be validated"
+                 if c.get("system") else "Coding has no code and cannot be validated")
+            msg(m)
+            issues.add("warning", "invalid", path, None, m, "invalid-data")
+            no_code = True
+            break
+        found = Found()
+        v = checker.check(path, c.get("system"), c.get("version"), c["code"], found, st,
+                          c.get("display"))
+        if v is True:
+            matched.add(i)
+        ws = st.implied_system or c.get("system")
+        if not first["code"] or v is True:
+            first.update(system=c.get("system"), code=c["code"], version=c.get("version"))
+        if not first["version"] and found.version:
+            first["version"] = found.version
+        shown = f"{ws or ''}|{c['version']}#{c['code']}" if c.get("version") else \
+            f"{ws or ''}#{c['code']}"
+        if c.get("display"):
+            shown += f" ('{c['display']}')"
+        codelist.append(f"'{shown}'")
+        if v is False and not checker.internal and mode == "codeableConcept":
+            issues.add("information", "code-invalid", f"{base}.coding[{i}].code",
+                       "None_of_the_provided_codes_are_in_the_value_set_one",
+                       text("None_of_the_provided_codes_are_in_the_value_set_one", "",
+                            checker.vurl, f"'{shown}'"), "this-code-not-in-vs")
+        if ok is not True and v is not False:
+            ok = v
+        lookup_version = c.get("version") or _vs_version_for(checker, c.get("system"))
+        if v is True:
+            if found.content == "example":
+                m = (f"The system {c.get('system')} was found but did not contain enough "
+                     f"information to properly validate the code \"{c['code']}\" "
+                     f"(\"{c.get('display')}\") (mode = {found.content})")
+                msg(m)
+                issues.add("warning", "not-found", path, None, m, "vs-invalid")
+            elif c.get("display") and found.displays.items:
+                check_display(ctx, found, c, msg, issues, path)
+            if chosen is None:
+                chosen = {"system": c.get("system"), "code": c["code"], "path": path,
+                          "version": found.version}
+                display_out = found.displays.preferred(opts.languages) or \
+                    found.displays.preferred(None)
+        elif not opts.membership_only and ws:
+            if not _absolute(ws):
+                p = {"coding": f"{base}.system", "codeableConcept":
+                     f"{base}.coding[{i}].system"}.get(mode, base)
+                m = text("Terminology_TX_System_Relative")
+                st.messages.append(m)
+                issues.add("error", "invalid", p, "Terminology_TX_System_Relative", m,
+                           "invalid-data")
+            d = _report_outside(ctx, c, ws, lookup_version, path, st, msg, mode, version_params)
+            if d:
+                display_out = d
+    if mode == "codeableConcept" and matched:
+        _soften_unknown_systems(codings, matched, st, msg)
+    if ok is False and not (no_code and (mode != "codeableConcept" or checker.internal)) and (
+            not checker.internal or not issues.has_errors()):
+        if mode == "codeableConcept":
+            mid = "TX_GENERAL_CC_ERROR_MESSAGE"
+            m = text(mid, checker.vurl)
+            p = ""
         else:
-            use = None
-            if self.expansion is not None:
-                asked = [v for v in self.expansion.include_versions.get(system, []) if v]
-                if asked:
-                    use = asked[0]
-            if use is None and self.req.cs_version:
-                use = self.req.cs_version
-            if use is None:
-                use = rules.default.get(system)
-        if use and self._is_pattern(use):
-            known = [v for v in self.registry.versions("CodeSystem", system)
-                     if version_matches(use, v)]
-            use = known[-1] if known else use
-        if self.expansion is not None and version:
-            for asked in self.expansion.include_versions.get(system, []):
-                if asked and not version_matches(asked, version):
-                    if system in rules.force:
-                        continue
-                    out.issues.append(issue(
-                        "error", "invalid",
-                        f"The code system '{system}' version '{asked}' in the ValueSet include "
-                        f"is different to the one in the value ('{version}')",
-                        tx_type="vs-invalid", message_id="VALUESET_VALUE_MISMATCH",
-                        expression=loc("version")))
-                    out.valid = False
-                    if self.registry.get("CodeSystem", system, asked) is None:
-                        out.caused_by.append(f"{system}|{asked}")
-                elif not asked:
-                    latest = rules.default.get(system) or (self.registry.versions(
-                        "CodeSystem", system) or [None])[-1]
-                    if latest and latest != version:
-                        out.issues.append(issue(
-                            "warning", "invalid",
-                            f"The code system '{system}' version '{latest}' for the versionless "
-                            f"include in the ValueSet include is different to the one in the "
-                            f"value ('{version}')", tx_type="vs-invalid",
-                            message_id="VALUESET_VALUE_MISMATCH_DEFAULT",
-                            expression=loc("version")))
-        check = rules.check.get(system)
-        if check and use and not version_matches(check, use):
-            out.valid = False
-            out.issues.append(issue(
-                "error", "exception",
-                f"The version '{use}' is not allowed for system '{system}': required to be "
-                f"'{check}' by a version-check parameter", tx_type="version-error",
-                message_id="VALUESET_VERSION_CHECK", expression=loc("version")))
-        return use
-
-    @staticmethod
-    def _is_pattern(version: str) -> bool:
-        return any(seg in ("x", "X", "*") for seg in version.split("."))
-
-    def _check_display(self, cs, concept, display, out: Outcome, loc) -> None:
-        langs = self.req.languages
-        valid = cs.displays(concept)
-        norm = lambda s: " ".join(s.split())
-        if langs:
-            for_lang = cs.displays(concept, langs)
-            if display in for_lang:
-                return
-            if not for_lang:
-                if display in valid:
-                    out.issues.append(issue(
-                        "information", "invalid",
-                        f"There are no valid display names found for the code "
-                        f"{cs.url}#{concept['code']} for language(s) '{', '.join(langs)}'. The "
-                        f"display is '{display}' which is a valid display for the default "
-                        f"language", tx_type="invalid-display",
-                        message_id="NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_OK",
-                        expression=loc("display")))
-                    return
-                out.valid = False
-                out.issues.append(issue(
-                    "error", "invalid",
-                    f"Wrong Display Name '{display}' for {cs.url}#{concept['code']}. There are "
-                    f"no valid display names found for language(s) '{', '.join(langs)}'. "
-                    f"Default display is '{concept.get('display')}'", tx_type="invalid-display",
-                    message_id="NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_ERR",
-                    expression=loc("display")))
-                return
-            valid = for_lang
-        elif display in valid:
-            return
-        ws = any(norm(display) == norm(v) for v in valid)
-        severity = "warning" if self.req.lenient_display else "error"
-        if severity == "error":
-            out.valid = False
-        lang_text = ", ".join(langs) if langs else "--"
-        choices = " or ".join(f"'{v}'" for v in valid)
-        text = (f"Wrong Display Name '{display}' for {cs.url}#{concept['code']}. Valid display "
-                f"is {'one of ' if len(valid) > 1 else ''}{choices} (for the language(s) "
-                f"'{lang_text}')")
-        out.issues.append(issue(
-            severity, "invalid", text, tx_type="invalid-display",
-            message_id="Display_Name_WS_for__should_be_one_of__instead_of" if ws
-            else "Display_Name_for__should_be_one_of__instead_of", expression=loc("display")))
+            mid = "None_of_the_provided_codes_are_in_the_value_set_one"
+            m = text(mid, "", checker.vurl, ", ".join(codelist))
+            p = "code" if not base else f"{base}.code"
+        if issues.add("error", "code-invalid", p, mid, m, "not-in-vs", if_new=True):
+            msg(m)
+    valid = ok is True and not issues.has_errors()
+    return _assemble(req, st, ok, valid, chosen, first, display_out, version_params, msg)
 
 
-def run(registry: Registry, req: Request) -> dict:
-    """Parameters for a $validate-code request."""
-    v = Validator(registry, req)
-    results = [v.check(c, i) for i, c in enumerate(req.codings)]
-    issues: list[dict] = []
-    if req.form == "codeableConcept":
-        valid = any(r.valid for r in results) if req.valueset is not None else all(
-            r.valid for r in results)
-        chosen = next((r for r in results if r.valid), results[0] if len(results) == 1 else None)
-        for r in results:
-            issues.extend(r.issues)
-        if req.valueset is not None and not valid:
-            issues.insert(0, issue(
-                "error", "code-invalid",
-                f"No valid coding was found for the value set '{_vs_ref(req.valueset)}'",
-                tx_type="not-in-vs", message_id="TX_GENERAL_CC_ERROR_MESSAGE"))
-        if valid and chosen is not None:
-            # A valid coding makes the others' not-in-value-set notes irrelevant.
-            issues = [i for i in issues if i["severity"] != "error"]
-    else:
-        chosen = results[0]
-        valid = chosen.valid
-        issues = chosen.issues
-    errors_first = sorted({(i["details"]["text"]) for i in issues
-                           if i["severity"] in ("error", "warning")} if not valid else
-                          {i["details"]["text"] for i in issues
-                           if i["severity"] in ("error", "warning")})
-    message = "; ".join(errors_first) if errors_first else None
-    caused = [c for r in results for c in r.caused_by]
-    unknown = [r.unknown_system for r in results if r.unknown_system]
-    pairs = []
-    if req.form == "codeableConcept":
-        pairs.append(("codeableConcept", "valueCodeableConcept", req.codeable_concept))
-    if chosen is not None and not (req.form == "codeableConcept" and not valid
-                                   and len(results) > 1):
-        pairs += [("code", "valueCode", chosen.code if chosen.system or chosen.code else None),
-                  ("display", "valueString", chosen.display),
-                  ("inactive", "valueBoolean", chosen.inactive)]
-    pairs.append(("issues", "resource",
-                  {"resourceType": "OperationOutcome", "issue": issues} if issues else None))
-    pairs.append(("message", "valueString", message))
-    pairs.append(("result", "valueBoolean", bool(valid)))
-    if chosen is not None and not (req.form == "codeableConcept" and not valid
-                                   and len(results) > 1):
-        pairs += [("status", "valueCode", chosen.status),
-                  ("system", "valueUri", chosen.system if not chosen.unknown_system else None),
-                  ("version", "valueString", chosen.version)]
-    for c in dict.fromkeys(caused):
-        pairs.append(("x-caused-by-unknown-system", "valueCanonical", c))
-    for u in dict.fromkeys(unknown):
-        pairs.append(("x-unknown-system", "valueCanonical", u))
+def _vs_version_for(checker: Checker, system: str | None) -> str | None:
+    asked = [i["version"] for i in checker.includes
+             if i.get("system") == system and i.get("version")]
+    return max(asked, key=version_key) if asked else None
+
+
+def _report_outside(ctx: Context, c: dict, ws: str, version: str | None, path: str, st: State,
+                    msg, mode: str, version_params: list[str]) -> str | None:
+    """A coding that is not in the value set is still looked up, to say what is wrong with it."""
+    issues = st.issues
+    cs = ctx.find_cs(ws, version, issues, check_version=True)
+    if cs is None:
+        if ctx.registry.get("ValueSet", ws) is not None:
+            m = text("Terminology_TX_System_ValueSet2", ws)
+            msg(m)
+            issues.add("error", "invalid", add_path(path, "system"),
+                       "Terminology_TX_System_ValueSet2", m, "invalid-data")
+            return None
+        sup = ctx.supplement(ws, version)
+        if sup is not None:
+            m = text("CODESYSTEM_CS_NO_SUPPLEMENT", vurl(sup))
+            msg(m)
+            issues.add("error", "invalid", add_path(path, "system"), "CODESYSTEM_CS_NO_SUPPLEMENT",
+                       m, "invalid-data")
+            return None
+        if ctx.find_cs(ws, None) is None and not version:
+            mid, m, key = "UNKNOWN_CODESYSTEM", text("UNKNOWN_CODESYSTEM", ws), ws
+        else:
+            known = ctx.versions(c.get("system") or ws)
+            mid = "UNKNOWN_CODESYSTEM_VERSION" if known else "UNKNOWN_CODESYSTEM_VERSION_NONE"
+            key = f"{ws}|{version}" if known else ws
+            m = text(mid, ws, version, version_list(known))
+        if key not in st.unknown:
+            st.unknown[key] = None
+            issues.add("error", "not-found", add_path(path, "system"), mid, m, "not-found")
+        msg(m)
+        return None
+    ctx.canonical_status(issues, "CodeSystem", cs.resource, None)
+    concept, _ = cs.find(c["code"])
+    if concept is None:
+        if cs.content == "complete":
+            m = text("Unknown_Code_in_Version", c["code"], ws, cs.version)
+            msg(m)
+            issues.add("error", "code-invalid", add_path(path, "code"), "Unknown_Code_in_Version",
+                       m, "invalid-code", if_new=True)
+        else:
+            issues.add("warning", "code-invalid", add_path(path, "code"),
+                       "UNKNOWN_CODE_IN_FRAGMENT",
+                       text("UNKNOWN_CODE_IN_FRAGMENT", c["code"], ws, cs.version),
+                       "invalid-code", if_new=True)
+        return None
+    if not c.get("version") and mode == "codeableConcept" and cs.version:
+        c["version"] = cs.version
+    found = Found(default_language=cs.language or "en")
+    found.displays.add_concept(cs, concept)
+    if not ctx.options.membership_only and not st.inactive and cs.is_inactive(concept):
+        st.inactive, st.inactive_path, st.inactive_code = True, path, c["code"]
+        st.status = cs.status(concept) or st.status
+    if c.get("display") and found.displays.items:
+        check_display(ctx, found, c, msg, issues, path, outside=True)
+    if cs.version and mode != "codeableConcept":
+        version_params.append(cs.version)
+    return found.displays.preferred(ctx.options.languages) or found.displays.preferred(None)
+
+
+def _soften_unknown_systems(codings: list[dict], matched: set[int], st: State, msg) -> None:
+    # A CodeableConcept is valid when any coding is; an unknown system elsewhere only warns.
+    for j, c in enumerate(codings):
+        if j in matched:
+            continue
+        sys_path = f"CodeableConcept.coding[{j}].system"
+        for iss in st.issues.items:
+            ext = (iss.get("extension") or [{}])[0]
+            if iss["severity"] == "error" and ext.get("valueString") in _NOT_CHECKED and \
+                    sys_path in (iss.get("expression") or []):
+                was = iss["details"]["text"]
+                ref = f"{c['system']}|{c['version']}" if c.get("version") else c.get("system")
+                now = (f"A definition for CodeSystem '{ref}' could not be found, so the code "
+                       f"cannot be validated, but another coding was valid")
+                iss["severity"], iss["details"]["text"] = "warning", now
+                ext["valueString"] = "UNKNOWN_CODESYSTEM_CODING_NOT_CHECKED"
+                st.messages[:] = [t for t in st.messages if t != was]
+                msg(now)
+
+
+def _assemble(req: Request, st: State, ok, valid: bool, chosen: dict | None, first: dict,
+              display: str | None, version_params: list[str], msg) -> dict:
+    mode = req.mode
+    cc_mode = mode == "codeableConcept"
+    pairs: list[tuple] = [("result", "valueBoolean", valid)]
+    if chosen:
+        pairs.append(("system", "valueUri", chosen["system"]))
+    elif ok is True and st.implied_system:
+        pairs.append(("system", "valueUri", st.implied_system))
+    elif first["system"] and not cc_mode:
+        pairs.append(("system", "valueUri", first["system"]))
+    for u in st.unknown:
+        if ok is False:
+            pairs.append(("x-unknown-system", "valueCanonical", u))
+        elif not valid:
+            pairs.append(("x-caused-by-unknown-system", "valueCanonical", u))
+    pairs.append(("normalized-code", "valueCode", st.normal_form))
+    code = chosen["code"] if chosen else (first["code"] if not cc_mode else None)
+    pairs.append(("code", "valueCode", code))
+    pairs += [("version", "valueString", v) for v in version_params]
+    if chosen and chosen["version"]:
+        pairs.append(("version", "valueString", chosen["version"]))
+    elif first["version"] and not cc_mode:
+        pairs.append(("version", "valueString", first["version"]))
+    if display and code:
+        pairs.append(("display", "valueString", display))
+    if st.inactive:
+        if not cc_mode or (chosen and st.inactive_path == chosen["path"]):
+            pairs.append(("inactive", "valueBoolean", True))
+            if st.status and st.status != "inactive":
+                pairs.append(("status", "valueCode", st.status))
+        if st.status in ("inactive", "DISCOURAGED"):
+            m = text("INACTIVE_CONCEPT_FOUND", st.status, st.inactive_code or first["code"])
+        else:
+            m = text("INACTIVE_CONCEPT_FOUND_ADD", st.status, st.inactive_code or first["code"],
+                     "inactive")
+        msg(m)
+        st.issues.add("warning", "business-rule", st.inactive_path or "code",
+                      "INACTIVE_CONCEPT_FOUND", m, "code-comment")
+    elif st.status and st.status.lower() == "deprecated":
+        pairs.append(("status", "valueCode", "deprecated"))
+        m = text("DEPRECATED_CONCEPT_FOUND", st.status, first["code"])
+        msg(m)
+        st.issues.add("warning", "business-rule", req.path, "DEPRECATED_CONCEPT_FOUND", m,
+                      "code-comment")
+    for i in st.issues.items:
+        if i["severity"] == "error":
+            msg(i["details"]["text"])
+    if st.messages:
+        pairs.append(("message", "valueString", "; ".join(sorted(st.messages))))
+    if cc_mode:
+        pairs.append(("codeableConcept", "valueCodeableConcept", req.codeable))
+    if st.issues.items:
+        pairs.append(("issues", "resource",
+                      {"resourceType": "OperationOutcome", "issue": st.issues.items}))
     return parameters(*pairs)
 
 
-def split_system_version(values: list) -> dict[str, str]:
-    out = {}
-    for v in values or []:
-        base, version = split_canonical(v)
-        if base and version:
-            out[base] = version
-    return out
+def check_display(ctx: Context, found: Found, c: dict, msg, issues, path: str,
+                  outside: bool = False) -> None:
+    """Issues for a display that is not (or not in the requested language) a valid one."""
+    opts = ctx.options
+    displays, display, langs = found.displays, c["display"], opts.languages
+    system = c.get("system")
+    hit, ws_only = displays.has_display(langs, None, display, False)
+    severity = "warning" if opts.display_warning else "error"
+    base = ("Display_Name_WS_for__should_be_one_of__instead_of" if ws_only
+            else "Display_Name_for__should_be_one_of__instead_of")
+    if hit:
+        if not displays.has_display(langs, None, display, True)[0]:
+            allowed = displays.allowed()
+            status = displays.status_of(display)
+            m = text("INACTIVE_DISPLAY_FOUND", display, c["code"],
+                     ", ".join(f'"{a}"' for a in allowed),
+                     "deprecated" if status == "withdrawn" else status)
+            issues.add(severity, "invalid", add_path(path, "display"), "INACTIVE_DISPLAY_FOUND",
+                       m, "display-comment")
+        return
+    count = displays.count(langs, None, True)
+    mid = base
+    if outside:
+        if count == 0:
+            severity, mid = "warning", "NO_VALID_DISPLAY_AT_ALL"
+            m = text(mid, display, system, c["code"])
+        else:
+            m = text(f"{base}_{'one' if count == 1 else 'other'}", count, system, c["code"],
+                     displays.present(langs, True), display, opts.lang_summary())
+    else:
+        if count == 0:
+            severity = "warning"
+            count = displays.count(langs, None, False)
+        if count == 0:
+            default = displays.preferred(None)
+            if not default:
+                mid = "NO_VALID_DISPLAY_AT_ALL"
+                m = text(mid, display, system, c["code"])
+            elif displays.has_display(langs, found.default_language, display, False)[0]:
+                mid, severity = "NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_OK", "information"
+                m = text(mid, display, system, c["code"], opts.lang_summary(), default)
+            else:
+                mid = "NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_ERR"
+                severity = "warning" if opts.display_warning else "error"
+                m = text(mid, display, system, c["code"], opts.lang_summary(), default)
+        else:
+            m = text(f"{base}_{'one' if count == 1 else 'other'}", count, system, c["code"],
+                     displays.present(langs, True), display, opts.lang_summary())
+    msg(m)
+    issues.add(severity, "invalid", add_path(path, "display"), mid, m, "invalid-display")
 
 
-__all__ = ["FhirError", "Request", "run", "split_system_version"]
+def prepare_error(err: PrepareError, req: Request, ctx: Context) -> dict:
+    """The answer when the value set (or code system) itself cannot be used."""
+    pairs: list[tuple] = [("issues", "resource",
+                           {"resourceType": "OperationOutcome", "issue": [err.issue]}),
+                          ("result", "valueBoolean", False),
+                          ("message", "valueString", err.issue["details"]["text"])]
+    c = (req.codeable.get("coding") or [{}])[0]
+    if req.mode == "codeableConcept":
+        pairs.append(("codeableConcept", "valueCodeableConcept", req.codeable))
+    else:
+        pairs.append(("system", "valueUri", c.get("system")))
+        version = c.get("version")
+        if not version and c.get("system"):
+            cs = ctx.find_cs(c["system"], None)
+            version = cs.version if cs else None
+        pairs += [("version", "valueString", version), ("code", "valueCode", c.get("code"))]
+    pairs.append(("x-caused-by-unknown-system", "valueCanonical", err.unknown_system))
+    return parameters(*pairs)
+
+
+def validate_valueset(registry: Registry, vs: dict, req: Request) -> dict:
+    ctx = Context(registry, req.options)
+    ctx.required_supplements |= {e.get("valueCanonical") or e.get("valueUri") for e in
+                                 vs.get("extension", []) or []
+                                 if e.get("url", "").endswith("valueset-supplement")}
+    if not req.options.languages and vs.get("language"):
+        req.options.languages = [vs["language"]]
+    checker = Checker(ctx, vs)
+    try:
+        checker.prepare()
+        missing = sorted(ctx.required_supplements - ctx.used_supplements)
+        if missing:
+            raise FhirError(422, [issue("error", "not-found", text(
+                "VALUESET_SUPPLEMENT_MISSING", ",".join(missing)), tx_type="not-found",
+                message_id="VALUESET_SUPPLEMENT_MISSING")])
+    except PrepareError as err:
+        return prepare_error(err, req, ctx)
+    return validate_codeable(checker, req)
+
+
+def validate_codesystem(registry: Registry, url: str | None, version: str | None,
+                        req: Request) -> dict:
+    """CodeSystem/$validate-code: the code system is wrapped in a value set that includes it all."""
+    ctx = Context(registry, req.options)
+    c = (req.codeable.get("coding") or [{}])[0]
+    from_coding = not url
+    url = url or c.get("system")
+    system_path = {"code": "system", "coding": "Coding.system"}.get(
+        req.mode, "CodeableConcept.coding[0].system")
+    if not url:
+        raise FhirError(400, [issue("error", "invalid", "No CodeSystem specified - provide url "
+                                    "parameter or codeSystem resource")])
+    url, inline = split_canonical(url)
+    version = version or inline or (c.get("version") if from_coding else None)
+    version = req.options.version_base(url, version)
+    cs = ctx.find_cs(url, version, apply_rules=False)
+    if cs is None:
+        if ctx.supplement(url, version) is not None:
+            sup = ctx.supplement(url, version)
+            raise FhirError(400, [issue("error", "invalid",
+                                        text("CODESYSTEM_CS_NO_SUPPLEMENT", vurl(sup)),
+                                        tx_type="invalid-data",
+                                        message_id="CODESYSTEM_CS_NO_SUPPLEMENT",
+                                        expression=system_path)])
+        if registry.get("ValueSet", url) is not None:
+            err = issue("error", "invalid", text("Terminology_TX_System_ValueSet2", url),
+                        tx_type="invalid-data", message_id="Terminology_TX_System_ValueSet2",
+                        expression=system_path)
+            return prepare_error(PrepareError(err), req, ctx)
+        if version:
+            known = ctx.versions(url)
+            mid = "UNKNOWN_CODESYSTEM_VERSION" if known else "UNKNOWN_CODESYSTEM_VERSION_NONE"
+            err = issue("error", "not-found", text(mid, url, version, version_list(known)),
+                        tx_type="not-found", message_id=mid, expression=system_path)
+            return prepare_error(PrepareError(err, f"{url}|{version}"), req, ctx)
+        err = issue("error", "not-found", text("UNKNOWN_CODESYSTEM", url), tx_type="not-found",
+                    message_id="UNKNOWN_CODESYSTEM", expression=system_path)
+        return prepare_error(PrepareError(err, url), req, ctx)
+    include = {"system": cs.url}
+    vs = {"resourceType": "ValueSet", "status": "active",
+          "url": cs.resource.get("valueSet") or f"{cs.url}/vs", "compose": {"include": [include]}}
+    if cs.version:
+        vs["version"] = include["version"] = cs.version
+    return validate_codeable(Checker(ctx, vs, internal=True), req)
+
+
+__all__ = ["FhirError", "Request", "validate_codesystem", "validate_valueset"]

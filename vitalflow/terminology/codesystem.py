@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 INACTIVE_STATUSES = {"retired", "inactive"}
+STANDARDS_STATUS = "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status"
 
 
 class CodeSystemView:
@@ -89,7 +90,9 @@ class CodeSystemView:
                 for k, v in p.items() if k.startswith("value")]
 
     def status(self, concept: dict) -> str | None:
-        status = self.prop(concept, "status")
+        status = self.prop(concept, "status") or next(
+            (e.get("valueCode") for e in concept.get("extension", []) or []
+             if e.get("url") == STANDARDS_STATUS), None)
         if status is None and self.prop(concept, "inactive") is True:
             return "inactive"
         return status

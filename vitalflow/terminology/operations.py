@@ -46,22 +46,27 @@ def _split_system_version(values: list) -> dict[str, str]:
 
 
 def _rules(p: dict) -> VersionRules:
-    return VersionRules(default=_split_system_version(p.get("system-version", [])),
+    # default-valueset-version pins imported value sets the way system-version pins systems.
+    return VersionRules(default=_split_system_version(p.get("system-version", []) + p.get(
+                            "default-valueset-version", [])),
                         check=_split_system_version(p.get("check-system-version", [])),
                         force=_split_system_version(p.get("force-system-version", [])))
 
 
 def _options(p: dict, accept_language: str | None) -> Options:
-    languages = parse_languages(_first(p, "displayLanguage") or accept_language)
-    if languages and any(not lang.replace("-", "").isalnum() for lang in languages):
-        raise _error(400, f"Invalid displayLanguage: '{languages[0]}'", "processing",
-                     "invalid-display", "INVALID_DISPLAY_NAME")
-    return Options(rules=_rules(p), languages=languages,
+    display = parse_languages(_first(p, "displayLanguage"))
+    for languages in (display, parse_languages(accept_language)):
+        if languages and any(not lang.replace("-", "").isalnum() for lang in languages):
+            raise _error(400, f"Invalid displayLanguage: '{languages[0]}'", "processing",
+                         "invalid-display", "INVALID_DISPLAY_NAME")
+    return Options(rules=_rules(p), display_languages=display,
+                   http_languages=parse_languages(accept_language),
                    infer_system=_bool(_first(p, "inferSystem")),
                    active_only=_bool(_first(p, "activeOnly")),
                    abstract_ok=_first(p, "abstract") is None or _bool(_first(p, "abstract")),
                    display_warning=_bool(_first(p, "lenient-display-validation")),
-                   membership_only=_bool(_first(p, "membershipOnly")),
+                   membership_only=_bool(_first(p, "valueset-membership-only",
+                                                "membershipOnly")),
                    supplements=[s for s in p.get("useSupplement", []) if isinstance(s, str)])
 
 

@@ -217,7 +217,7 @@ def _assemble(req: Request, st: State, ok, valid: bool, chosen: dict | None, fir
     mode = req.mode
     cc_mode = mode == "codeableConcept"
     pairs: list[tuple] = [("result", "valueBoolean", valid)]
-    if chosen:
+    if chosen and chosen["system"]:
         pairs.append(("system", "valueUri", chosen["system"]))
     elif ok is True and st.implied_system:
         pairs.append(("system", "valueUri", st.implied_system))
@@ -231,11 +231,10 @@ def _assemble(req: Request, st: State, ok, valid: bool, chosen: dict | None, fir
     pairs.append(("normalized-code", "valueCode", st.normal_form))
     code = chosen["code"] if chosen else (first["code"] if not cc_mode else None)
     pairs.append(("code", "valueCode", code))
-    pairs += [("version", "valueString", v) for v in version_params]
-    if chosen and chosen["version"]:
-        pairs.append(("version", "valueString", chosen["version"]))
-    elif first["version"] and not cc_mode:
-        pairs.append(("version", "valueString", first["version"]))
+    # One version is reported: the one the code was found in, else the one it was looked up in.
+    versions = version_params + [chosen["version"] if chosen and chosen["version"] else
+                                 first["version"] if not cc_mode else None]
+    pairs.append(("version", "valueString", next((v for v in versions if v), None)))
     if display and code:
         pairs.append(("display", "valueString", display))
     if st.inactive:
@@ -255,7 +254,7 @@ def _assemble(req: Request, st: State, ok, valid: bool, chosen: dict | None, fir
         pairs.append(("status", "valueCode", "deprecated"))
         m = text("DEPRECATED_CONCEPT_FOUND", st.status, first["code"])
         msg(m)
-        st.issues.add("warning", "business-rule", req.path, "DEPRECATED_CONCEPT_FOUND", m,
+        st.issues.add("warning", "business-rule", req.path or "code", "DEPRECATED_CONCEPT_FOUND", m,
                       "code-comment")
     for i in st.issues.items:
         if i["severity"] == "error":
@@ -287,7 +286,8 @@ def check_display(ctx: Context, found: Found, c: dict, msg, issues, path: str,
             m = text("INACTIVE_DISPLAY_FOUND", display, c["code"],
                      ", ".join(f'"{a}"' for a in allowed),
                      "deprecated" if status == "withdrawn" else status)
-            issues.add(severity, "invalid", add_path(path, "display"), "INACTIVE_DISPLAY_FOUND",
+            # The display is a designation of the concept, just no longer a current one.
+            issues.add("warning", "invalid", add_path(path, "display"), "INACTIVE_DISPLAY_FOUND",
                        m, "display-comment")
         return
     count = displays.count(langs, None, True)
@@ -347,8 +347,16 @@ def validate_valueset(registry: Registry, vs: dict, req: Request) -> dict:
     ctx.required_supplements |= {e.get("valueCanonical") or e.get("valueUri") for e in
                                  vs.get("extension", []) or []
                                  if e.get("url", "").endswith("valueset-supplement")}
+    for ext in (vs.get("compose") or {}).get("extension", []) or []:
+        if ext.get("url", "").endswith("valueset-expansion-parameter"):
+            parts = {e.get("url"): e for e in ext.get("extension", []) or []}
+            name = (parts.get("name") or {}).get("valueCode") or (parts.get("name") or {}).get(
+                "valueString")
+            value = (parts.get("value") or {}).get("valueCode")
+            if name == "displayLanguage" and value and not req.options.display_languages:
+                req.options.display_languages = [value]
     if not req.options.languages and vs.get("language"):
-        req.options.languages = [vs["language"]]
+        req.options.http_languages = [vs["language"]]
     checker = Checker(ctx, vs)
     try:
         checker.prepare()
@@ -379,13 +387,12 @@ def validate_codesystem(registry: Registry, url: str | None, version: str | None
     version = req.options.version_base(url, version)
     cs = ctx.find_cs(url, version, apply_rules=False)
     if cs is None:
-        if ctx.supplement(url, version) is not None:
-            sup = ctx.supplement(url, version)
-            raise FhirError(400, [issue("error", "invalid",
-                                        text("CODESYSTEM_CS_NO_SUPPLEMENT", vurl(sup)),
-                                        tx_type="invalid-data",
-                                        message_id="CODESYSTEM_CS_NO_SUPPLEMENT",
-                                        expression=system_path)])
+        sup = ctx.supplement(url, version)
+        if sup is not None:
+            err = issue("error", "invalid", text("CODESYSTEM_CS_NO_SUPPLEMENT", vurl(sup)),
+                        tx_type="invalid-data", message_id="CODESYSTEM_CS_NO_SUPPLEMENT",
+                        expression=system_path)
+            return prepare_error(PrepareError(err), req, ctx)
         if registry.get("ValueSet", url) is not None:
             err = issue("error", "invalid", text("Terminology_TX_System_ValueSet2", url),
                         tx_type="invalid-data", message_id="Terminology_TX_System_ValueSet2",

@@ -69,8 +69,10 @@ def _cmp_includes(a: dict, b: dict) -> int:
 class Checker:
     """Membership checks against one value set (imports get their own checkers)."""
 
-    def __init__(self, ctx: Context, vs: dict, internal: bool = False):
+    def __init__(self, ctx: Context, vs: dict, internal: bool = False,
+                 container: dict | None = None):
         self.ctx, self.vs, self.internal = ctx, vs, internal
+        self.container = container or vs  # '#id' references resolve among its contained
         self.vurl = vurl(vs)
         self.others: dict[str, Checker] = {}
         self.compose = vs.get("compose")
@@ -90,13 +92,13 @@ class Checker:
                 for ref in cc.get("valueSet", []) or []:
                     pinned = self.ctx.pin_value_set(ref)
                     if pinned not in self.others:
-                        other = self.ctx.registry.get("ValueSet", pinned)
+                        other = self._resolve(pinned)
                         if other is None:
                             raise PrepareError(issue(
                                 "error", "not-found",
                                 text("Unable_to_resolve_value_Set_", pinned),
                                 tx_type="not-found", message_id="Unable_to_resolve_value_Set_"))
-                        checker = Checker(self.ctx, other)
+                        checker = Checker(self.ctx, other, container=self.container)
                         checker.prepare((*chain, self.vurl))
                         self.others[pinned] = checker
                 system = cc.get("system")
@@ -110,6 +112,13 @@ class Checker:
                             tx_type="vs-invalid",
                             message_id="UNABLE_TO_HANDLE_SYSTEM_FILTER_WITH_NO_VALUE",
                             expression=f"ValueSet.compose.{kind}[{i}].filter[{j}]")])
+
+    def _resolve(self, ref: str) -> dict | None:
+        if ref.startswith("#"):
+            return next((r for r in self.container.get("contained", []) or []
+                         if r.get("resourceType") == "ValueSet" and r.get("id") == ref[1:]),
+                        None)
+        return self.ctx.registry.get("ValueSet", ref)
 
     # -- one coding -----------------------------------------------------------------------------
     def check(self, path: str, system: str | None, version: str | None, code: str,
@@ -151,7 +160,7 @@ class Checker:
             elif cc["system"] == system and (not chosen or cc.get("version") == chosen) and \
                     self._use_this_version(cc, version):
                 v = self.determine_version(path, system, cc.get("version"), version, st)
-                cs = self.ctx.find_cs(system, v, issues, check_version=True)
+                cs = self.ctx.find_cs(system, v, issues, check_version=True, path=path)
                 if cs is None:
                     if opts.membership_only:
                         return False
@@ -177,7 +186,7 @@ class Checker:
                 excluded = True
                 if cc.get("system"):
                     cs = self.ctx.find_cs(cc["system"], cc.get("version"), issues,
-                                          check_version=True)
+                                          check_version=True, path=path)
                     excluded = cs is not None and cs.url == system and self.check_concept_set(
                         path, "not in", cs, cc, code, found, st)
                 for ref in cc.get("valueSet", []) or []:
@@ -303,7 +312,7 @@ class Checker:
         if not entries:
             return False
         cs = self.ctx.find_cs(system, entries[0].get("version") or version, st.issues,
-                              check_version=True)
+                              check_version=True, path=path)
         if cs is None:
             self._unknown_system(path, system, entries[0].get("version") or version, st)
             return None

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from vitalflow.terminology.codesystem import CodeSystemView
 from vitalflow.terminology.fhir import issue
-from vitalflow.terminology.registry import Registry, split_canonical, version_key, version_matches
+from vitalflow.terminology.registry import Registry, split_canonical, version_matches
 from vitalflow.terminology.validate_messages import text
 from vitalflow.terminology.valueset import VersionRules
 
@@ -19,15 +19,15 @@ def add_path(path: str | None, name: str) -> str:
 
 
 def vurl(resource: dict) -> str:
-    url = resource.get("url", "")
+    url = resource.get("url") or "(unidentified)"
     return f"{url}|{resource['version']}" if resource.get("version") else url
 
 
 def more_detailed(general: str | None, specific: str | None) -> bool:
-    """True when `specific` narrows `general` (1.0 -> 1.0.2, or a 1.x pattern -> 1.4)."""
+    """True when `specific` is an instance of the pattern `general` (1.0.x -> 1.0.2)."""
     if not general or not specific or general == specific:
         return False
-    return specific.startswith(general + ".") or version_matches(general, specific)
+    return version_matches(general, specific)
 
 
 @dataclass
@@ -35,13 +35,18 @@ class Options:
     """The request parameters that steer validation."""
 
     rules: VersionRules = field(default_factory=VersionRules)
-    languages: list[str] | None = None  # displayLanguage, else Accept-Language
+    display_languages: list[str] | None = None  # displayLanguage (or the value set's)
+    http_languages: list[str] | None = None  # Accept-Language
     infer_system: bool = False
     active_only: bool = False
     abstract_ok: bool = True
     display_warning: bool = False  # lenient-display-validation
     membership_only: bool = False
     supplements: list[str] = field(default_factory=list)  # useSupplement
+
+    @property
+    def languages(self) -> list[str] | None:
+        return self.display_languages or self.http_languages
 
     def lang_summary(self) -> str:
         return ",".join(self.languages) if self.languages else "--"
@@ -86,18 +91,11 @@ class Context:
         return sorted(self.registry.versions("CodeSystem", url))
 
     def resource(self, url: str, version: str | None) -> dict | None:
-        found = self.registry.get("CodeSystem", url, version)
-        if found is None and version:
-            # A partial version (1.0) stands for its most recent refinement (1.0.2).
-            finer = [v for v in self.registry.versions("CodeSystem", url)
-                     if more_detailed(version, v)]
-            if finer:
-                found = self.registry.get("CodeSystem", url, max(finer, key=version_key))
-        return found
+        return self.registry.get("CodeSystem", url, version)
 
     def find_cs(self, url: str | None, version: str | None, issues: Issues | None = None, *,
                 kinds: tuple[str, ...] = COMPLETE_OR_FRAGMENT, check_version: bool = False,
-                apply_rules: bool = True) -> CodeSystemView | None:
+                apply_rules: bool = True, path: str | None = None) -> CodeSystemView | None:
         if not url:
             return None
         if apply_rules:
@@ -115,17 +113,19 @@ class Context:
                 if cs.has_supplement(s):
                     self.used_supplements.add(s)
             if check_version and issues is not None:
-                self.check_version(url, cs.version, issues)
+                self.check_version(url, cs.version, issues, path)
         return cs
 
     def supplement(self, url: str, version: str | None) -> dict | None:
         res = self.resource(url, version)
         return res if res is not None and res.get("content") == "supplement" else None
 
-    def check_version(self, url: str, version: str | None, issues: Issues) -> None:
+    def check_version(self, url: str, version: str | None, issues: Issues,
+                      path: str | None) -> None:
         wanted = self.options.rules.check.get(url)
         if wanted and not version_matches(wanted, version):
-            issues.add("error", "exception", None, "VALUESET_VERSION_CHECK",
+            issues.add("error", "exception", add_path(path, "version") if path is not None
+                       else None, "VALUESET_VERSION_CHECK",
                        text("VALUESET_VERSION_CHECK", url, version, wanted), "version-error")
 
     def pin_value_set(self, url: str) -> str:

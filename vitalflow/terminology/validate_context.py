@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from vitalflow.terminology.codesystem import CodeSystemView
 from vitalflow.terminology.fhir import issue
 from vitalflow.terminology.registry import Registry, split_canonical, version_matches
+from vitalflow.terminology.validate_displays import Designations
 from vitalflow.terminology.validate_messages import text
 from vitalflow.terminology.valueset import VersionRules
 
@@ -60,6 +61,20 @@ class Options:
         return self.rules.default.get(url) or self.rules.check.get(url)
 
 
+@dataclass
+class Request:
+    """The inputs of one $validate-code call, already taken out of Parameters."""
+
+    codeable: dict  # the codings to validate, always as a CodeableConcept
+    mode: str  # "code" | "coding" | "codeableConcept"
+    options: Options = field(default_factory=Options)
+
+    @property
+    def path(self) -> str:
+        return {"code": "", "coding": "Coding", "codeableConcept": "CodeableConcept"}[self.mode]
+
+
+
 class Issues:
     """An OperationOutcome being built; `if_new` drops an issue whose text is already there."""
 
@@ -76,6 +91,47 @@ class Issues:
 
     def has_errors(self) -> bool:
         return any(i["severity"] == "error" for i in self.items)
+
+
+class PrepareError(Exception):
+    """A problem with the value set itself, answered as result=false rather than HTTP 4xx."""
+
+    def __init__(self, issue_: dict, unknown_system: str | None = None):
+        super().__init__(issue_["details"]["text"])
+        self.issue = issue_
+        self.unknown_system = unknown_system
+
+
+@dataclass
+class State:
+    """What the codings of one request accumulate while they are checked."""
+
+    issues: Issues = field(default_factory=Issues)
+    messages: list[str] = field(default_factory=list)
+    unknown: dict[str, None] = field(default_factory=dict)  # ordered set of unknown systems
+    inactive: bool = False
+    inactive_path: str | None = None
+    inactive_code: str | None = None
+    status: str | None = None
+    normal_form: str | None = None
+    implied_system: str | None = None
+
+    def see_status(self, cs: CodeSystemView, concept: dict, path: str, code: str) -> None:
+        # The first coding that settles the status keeps it (a later one must not clear it).
+        if not self.inactive:
+            self.inactive = cs.is_inactive(concept)
+            self.inactive_path, self.inactive_code = path, code
+            self.status = cs.status(concept)
+
+
+@dataclass
+class Found:
+    """Per-coding results: the version and content mode that answered, the displays seen."""
+
+    displays: Designations = field(default_factory=Designations)
+    version: str | None = None
+    content: str | None = None
+    default_language: str | None = "en"
 
 
 class Context:

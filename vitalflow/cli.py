@@ -116,8 +116,15 @@ def _print_summary(summary: dict) -> None:
         console.print(f"[red]  not ingested:[/] {error}")
     _print_mapping("Quarantine reasons (this run)", summary["quarantine_reasons"])
     _print_mapping("Filtered (this run)", summary["filter_reasons"])
+    terminology = summary.get("terminology") or {}
+    _print_mapping("Terminology (records this run)", terminology.get("records", {}))
+    _print_mapping("Terminology server calls", {k: v for k, v in terminology.get(
+        "calls", {}).items() if v})
+    if summary.get("persons_moved"):
+        console.print(f"Record merging moved {summary['persons_moved']:,} records to another "
+                      "person")
     _print_mapping("Tables (rows now)", summary["tables"])
-    _print_mapping("BMI categories (patients)", summary["bmi_categories"])
+    _print_mapping("BMI categories (persons)", summary["bmi_categories"])
     bands = Table(title="Age bands")
     for column in ("age band", "sex", "weight category", "patients", "mean BMI"):
         bands.add_column(column)
@@ -128,7 +135,9 @@ def _print_summary(summary: dict) -> None:
     console.print(bands)
     seconds = summary["seconds"]
     console.print("Seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
-    console.print(f"Database: {summary['database_url']}", soft_wrap=True)
+    storage = summary["storage"]
+    console.print(f"Storage ({storage['profile']}): raw {storage['raw']}; refined "
+                  f"{storage['refined']}; derived {storage['derived']}", soft_wrap=True)
 
 
 def _print_mapping(title: str, mapping: dict) -> None:

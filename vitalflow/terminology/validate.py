@@ -1,4 +1,4 @@
-"""$validate-code (CodeSystem and ValueSet): the answer assembled as the reference servers do."""
+"""$validate-code entry points (CodeSystem, ValueSet) and the answer for an unusable value set."""
 
 from __future__ import annotations
 

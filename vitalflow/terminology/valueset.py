@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from vitalflow.terminology.codesystem import CodeSystemView
 from vitalflow.terminology.fhir import FhirError, issue
-from vitalflow.terminology.registry import Registry, split_canonical, version_matches
+from vitalflow.terminology.registry import Registry, split_canonical
 
 
 @dataclass
@@ -27,21 +27,12 @@ class Entry:
     display: str | None
     concept: dict | None
     cs: CodeSystemView | None
-    include_concept: dict | None = None
-    include_version: str | None = None  # the version the include asked for (None = versionless)
 
 
 @dataclass
 class Expansion:
     entries: list[Entry] = field(default_factory=list)
     missing: list[tuple[str, str | None]] = field(default_factory=list)  # unknown (system, version)
-    used: dict[str, list[str | None]] = field(default_factory=dict)  # system -> versions used
-    include_versions: dict[str, list[str | None]] = field(default_factory=dict)
-
-    def find(self, system: str | None, code: str, case_sensitive: bool = True) -> list[Entry]:
-        def same(a: str) -> bool:
-            return a == code if case_sensitive else a.lower() == code.lower()
-        return [e for e in self.entries if (system is None or e.system == system) and same(e.code)]
 
 
 class ValueSetEngine:
@@ -101,11 +92,7 @@ class ValueSetEngine:
         if system:
             asked = inc.get("version")
             version = self.include_version(system, asked)
-            if add:
-                out.include_versions.setdefault(system, []).append(asked)
             entries = self._system_entries(inc, system, version, out, add)
-            for e in entries or []:
-                e.include_version = asked
         for ref in inc.get("valueSet", []) or []:
             sub = self.expand(self.resolve(ref))
             out.missing.extend(m for m in sub.missing if m not in out.missing)
@@ -121,9 +108,6 @@ class ValueSetEngine:
                 if (e.system, e.code) not in have:
                     out.entries.append(e)
                     have.add((e.system, e.code))
-                    out.used.setdefault(e.system, [])
-                    if e.version not in out.used[e.system]:
-                        out.used[e.system].append(e.version)
         else:
             drop = {(e.system, e.code) for e in entries}
             out.entries = [e for e in out.entries if (e.system, e.code) not in drop]
@@ -135,7 +119,7 @@ class ValueSetEngine:
             if add and (system, version) not in out.missing:
                 out.missing.append((system, version))
             # Without the code system an enumerated include still names its codes.
-            return [Entry(system, version, c["code"], c.get("display"), None, None, c)
+            return [Entry(system, version, c["code"], c.get("display"), None, None)
                     for c in inc.get("concept", []) or []]
         if inc.get("concept"):
             result = []
@@ -143,10 +127,10 @@ class ValueSetEngine:
                 concept, _ = cs.find(c["code"])
                 if concept is not None:
                     result.append(Entry(system, cs.version, concept["code"],
-                                        concept.get("display"), concept, cs, c))
+                                        concept.get("display"), concept, cs))
                 elif cs.content != "complete":
                     result.append(Entry(system, cs.version, c["code"], c.get("display"), None,
-                                        cs, c))
+                                        cs))
             codes = {e.code for e in result}
         else:
             codes = set(cs.concepts)
@@ -237,7 +221,3 @@ def _flatten_contains(items: list[dict]) -> list[dict]:
             out.append(c)
         out.extend(_flatten_contains(c.get("contains", [])))
     return out
-
-
-def matches_any_version(versions: list[str | None], version: str | None) -> bool:
-    return any(v is None or version_matches(v, version) for v in versions)

@@ -330,7 +330,8 @@ def measure(dataset: str, input_dir: Path, meter: Meter, settings, database: Dat
             refined = pipeline.refine_stage(settings, layers, run_id, reporter)
         with meter.stage("derive"), reporter.step("derive", None):
             derived = pipeline.derive_stage(settings, layers)
-        floor_rows, floor_seconds = measure_floor(settings, layers.control, meter, database, reporter)
+        floor_rows, floor_seconds = measure_floor(settings, layers.control, meter, database,
+                                                  reporter)
         _give_back_memory()
         with meter.stage("rerun"):
             rerun = pipeline.run(settings, input_dir, reporter)

@@ -147,8 +147,10 @@ class Backend(ABC):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Writes inside commit together where the engine can (see capabilities.transactions);
-        elsewhere each write is atomic on its own."""
+        """Writes inside commit together where the engine can (see capabilities.transactions).
+        Elsewhere a write is atomic per table (Iceberg: one snapshot) or per insert block
+        (ClickHouse: about 32 MiB); repeating a cut-short write is harmless, as upserts are
+        idempotent."""
         with self._transaction():
             yield
 

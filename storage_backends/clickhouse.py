@@ -1,4 +1,4 @@
-"""ClickHouse engine through clickhouse-connect: a server over HTTP(S), or chdb's in-process engine."""
+"""ClickHouse engine through clickhouse-connect: a server over HTTP(S), or chdb in-process."""
 
 from __future__ import annotations
 

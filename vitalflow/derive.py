@@ -81,7 +81,8 @@ def derive_patient_bmi(store: PostgresBackend, settings: DeriveSettings,
               SELECT patient_key FROM refined.observation
                WHERE change_seq > %(since)s AND measure IN ('body_height', 'body_weight')
               UNION SELECT patient_key FROM meta.patient_touch WHERE change_seq > %(since)s)
-            SELECT p.person_key AS patient_key FROM records JOIN refined.patient p USING (patient_key)
+            SELECT p.person_key AS patient_key
+              FROM records JOIN refined.patient p USING (patient_key)
             UNION SELECT person_key FROM refined.patient WHERE change_seq > %(since)s
             UNION SELECT patient_key FROM meta.patient_touch WHERE change_seq > %(since)s""",
                      {"since": since})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from storage_backends.base import Backend
@@ -121,8 +120,6 @@ def describe(layers: Layers) -> dict[str, str]:
     """Where each layer lives, without secrets (for summaries and the CLI)."""
     from storage_backends.base import redact
 
-    raw = layers.raw.root if isinstance(layers.raw, RawStore) else getattr(layers.raw, "backend")
-    return {"profile": layers.profile, "raw": redact(str(raw) if isinstance(raw, Path)
-                                                     else raw.url),
-            "refined": redact(layers.refined.url), "derived": redact(layers.derived.url),
-            "control": redact(layers.control.url)}
+    raw = str(layers.raw.root) if isinstance(layers.raw, RawStore) else layers.raw.backend.url
+    return {"profile": layers.profile, "raw": redact(raw), "refined": redact(layers.refined.url),
+            "derived": redact(layers.derived.url), "control": redact(layers.control.url)}

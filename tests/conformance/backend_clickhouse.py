@@ -1,4 +1,5 @@
-"""Conformance fixture: chdb's in-process ClickHouse, one data path per process, a prefix per test."""
+"""Conformance fixture: chdb's in-process ClickHouse, one data path per process and a prefix
+per test."""
 
 import atexit
 import functools

@@ -36,7 +36,8 @@ def rows(count: int, start: int = 0, label: str = "x") -> pa.Table:
     return pa.table({
         "id": ids,
         "n": [i % 3 for i in range(start, start + count)],
-        "label": [f"{label} ü \"q\" 'a', {i}" if i % 5 else None for i in range(start, start + count)],
+        "label": [f"{label} ü \"q\" 'a', {i}" if i % 5 else None
+                  for i in range(start, start + count)],
         "value": [i / 7 for i in range(start, start + count)],
         "amount": [Decimal(i) / Decimal(1000) for i in range(start, start + count)],
         "flag": [i % 2 == 0 for i in range(start, start + count)],

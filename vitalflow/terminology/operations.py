@@ -122,7 +122,13 @@ def lookup(registry: Registry, params: dict, resource_id: str | None = None) -> 
     system, code = coding.get("system"), coding.get("code")
     if not system or not code:
         raise _error(400, "Unable to find code to look up (looked for coding | system + code)")
-    cs = registry.codesystem(system, coding.get("version"))
+    # Only the supplements the request names (useSupplement) add to what a code looks like.
+    wanted = {s for s in p.get("useSupplement", []) if isinstance(s, str)}
+    cs = registry.codesystem(system, coding.get("version"), supplements=wanted)
+    missing = sorted(s for s in wanted if cs is not None and not cs.has_supplement(s))
+    if missing:
+        raise _error(404, f"Required supplement not found: {','.join(missing)}", "not-found",
+                     "not-found", "VALUESET_SUPPLEMENT_MISSING")
     if cs is None:
         version = coding.get("version")
         shown = f"'{system}' version '{version}'" if version else f"'{system}'"
@@ -138,14 +144,25 @@ def lookup(registry: Registry, params: dict, resource_id: str | None = None) -> 
                           ("code", "valueCode", concept["code"])]
     if concept.get("definition") and (everything or "definition" in wanted):
         pairs.append(("definition", "valueString", concept["definition"]))
-    for d in concept.get("designation", []) or []:
+    # Designations that came from a supplement say which one (source, used-supplement).
+    source = {id(d): f"{sup['url']}|{sup['version']}" if sup.get("version") else sup["url"]
+              for sup in cs.supplements for c in _walk(sup.get("concept", []))
+              if c.get("code") == concept["code"] for d in c.get("designation", []) or []}
+    shown = list(concept.get("designation", []) or [])
+    if concept.get("display") and cs.language:
+        shown.append({"language": cs.language, "use": _PREFERRED, "value": concept["display"]})
+    for d in shown:
         part = []
         if d.get("language"):
             part.append({"name": "language", "valueCode": d["language"]})
         if d.get("use"):
             part.append({"name": "use", "valueCoding": d["use"]})
+        if id(d) in source:
+            part.append({"name": "source", "valueCanonical": source[id(d)]})
         part.append({"name": "value", "valueString": d.get("value")})
         pairs.append(("designation", "part", part))
+    for used in dict.fromkeys(source.values()):
+        pairs.append(("used-supplement", "valueCanonical", used))
     pairs.append(("display", "valueString", concept.get("display")))
     pairs.append(("name", "valueString", cs.resource.get("name")))
 
@@ -171,6 +188,18 @@ def lookup(registry: Registry, params: dict, resource_id: str | None = None) -> 
     pairs.append(("system", "valueUri", cs.url))
     pairs.append(("version", "valueString", cs.version))
     return parameters(*pairs)
+
+
+_PREFERRED = {"system": "http://terminology.hl7.org/CodeSystem/hl7TermMaintInfra",
+              "code": "preferredForLanguage", "display": "Preferred For Language"}
+
+
+def _walk(concepts: list[dict]) -> list[dict]:
+    out = []
+    for c in concepts or []:
+        out.append(c)
+        out.extend(_walk(c.get("concept", [])))
+    return out
 
 
 def _equivalence_to_relationship(eq: str | None) -> str | None:

@@ -182,8 +182,8 @@ class ValueSetEngine:
                       for v in cs.props(concept, prop)]
             if prop == "status" and not values and cs.status(concept):
                 values = [cs.status(concept)]
-            if op == "=" and value in values or (
-                    op == "=" and value.lower() in ("true", "false") and value.lower() in values) or op == "in" and set(values) & {v.strip() for v in value.split(",")} or op == "not-in" and not set(values) & {v.strip() for v in value.split(",")} or op == "regex" and any(_regex(value, v) for v in values) or op == "exists" and bool(values) == (str(value).lower() != "false"):
+            # Boolean property values only match their lexical form ("true"), not "TRUE".
+            if op == "=" and value in values or op == "in" and set(values) & {v.strip() for v in value.split(",")} or op == "not-in" and not set(values) & {v.strip() for v in value.split(",")} or op == "regex" and any(_regex(value, v) for v in values) or op == "exists" and bool(values) == (str(value).lower() != "false"):
                 result.add(code)
         return result
 

@@ -32,7 +32,7 @@ def test_pipeline_flow_refines_and_derives(harness, settings, tmp_path, monkeypa
     ])
     result = vitalflow_pipeline(str(tmp_path / "in"))
     assert result["counts"]["Observation"] == {"read": 3, "refined": 2, "quarantined": 1,
-                                               "filtered": 0, "duplicates": 0}
+                                               "filtered": 0, "duplicates": 0, "pending": 0}
     assert result["patient_bmi_latest"]["written"] == 1
     with psycopg.connect(settings.database.url) as conn:
         height, weight, bmi, category = conn.execute(

@@ -101,7 +101,7 @@ def test_same_records_in_a_second_file_are_duplicates(settings, tmp_path):
     pipeline.run(settings, tmp_path / "a")
     second = pipeline.run(settings, tmp_path / "b")
     assert second["counts"]["Observation"] == {"read": 2, "refined": 0, "quarantined": 0,
-                                               "filtered": 0, "duplicates": 2}
+                                               "filtered": 0, "duplicates": 2, "pending": 0}
     assert second["counts"]["Patient"]["duplicates"] == 1
 
 

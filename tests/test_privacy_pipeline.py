@@ -83,5 +83,5 @@ def test_whitelist_counts_reconcile_with_run_totals(settings, tmp_path):
         observation("h1", "p1", "height", 180, "2019-05-01T09:00:00Z")])
     summary = pipeline.run(settings, tmp_path / "in")
     assert summary["counts"]["Observation"] == {"read": 3, "refined": 1, "quarantined": 0,
-                                               "filtered": 2, "duplicates": 0}
+                                               "filtered": 2, "duplicates": 0, "pending": 0}
     assert summary["filter_reasons"] == {"whitelist:effective_since_2021": 2}

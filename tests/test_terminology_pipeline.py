@@ -10,7 +10,6 @@ import pytest
 from tests.fhir_factory import observation, patient, write_ndjson
 from vitalflow import pipeline
 from vitalflow.services import free_port
-from vitalflow.terminology.client import TerminologyUnavailable
 
 pytestmark = pytest.mark.postgres
 FEEDER = "http://vitalflow.example.org/fhir/CodeSystem/feeder-vitals"
@@ -30,9 +29,10 @@ def test_feeder_codes_are_translated_and_recorded(settings, tmp_path):
         observation("l1", "p1", "weight", 81, "2022-06-01T09:00:00Z")])
     summary = pipeline.run(settings, tmp_path / "in")
     assert summary["counts"]["Observation"] == {"read": 4, "refined": 3, "quarantined": 1,
-                                               "filtered": 0, "duplicates": 0}
+                                               "filtered": 0, "duplicates": 0, "pending": 0}
     assert summary["quarantine_reasons"] == {"unknown_code_system": 1}
-    assert summary["terminology"]["records"] == {"mapped": 2, "valid": 1, "invalid": 0}
+    assert summary["terminology"]["records"] == {"valid": 1, "mapped": 2, "invalid": 0,
+                                                   "pending": 0}
     with psycopg.connect(settings.database.url) as conn:
         rows = conn.execute("SELECT observation_id, code, code_system_version, "
                             "mapping_equivalence, source_coding FROM refined.observation "
@@ -57,17 +57,28 @@ def test_codes_outside_the_value_set_are_quarantined_with_the_servers_message(se
     assert detail and "29463-7" in detail
 
 
-def test_nothing_is_refined_while_the_server_is_down_and_all_once_it_is_back(settings,
-                                                                          tmp_path):
+def test_observations_wait_while_the_server_is_down_and_are_refined_once_it_is_back(
+        settings, tmp_path):
     write_ndjson(tmp_path / "in" / "Patient.ndjson", [patient("p1")])
     write_ndjson(tmp_path / "in" / "Observation.ndjson", [
-        observation("w1", "p1", "weight", 80, "2022-05-01T09:00:00Z")])
+        observation("w1", "p1", "weight", 80, "2022-05-01T09:00:00Z"),
+        _feeder("f1", "p1", "WT", 81, "kg")])
     settings.terminology.base_url = f"http://127.0.0.1:{free_port()}"
     settings.terminology.retries = 0
-    with pytest.raises(TerminologyUnavailable, match="run again when it is back"):
-        pipeline.run(settings, tmp_path / "in")
+    down = pipeline.run(settings, tmp_path / "in")
+    assert down["counts"]["Observation"] == {"read": 2, "refined": 0, "quarantined": 0,
+                                            "filtered": 0, "duplicates": 0, "pending": 2}
+    assert down["counts"]["Patient"]["refined"] == 1  # patients need no terminology
+    assert down["terminology"]["records"]["pending"] == 2
     with psycopg.connect(settings.database.url) as conn:
         assert conn.execute("SELECT count(*) FROM refined.observation").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM meta.terminology_pending").fetchone() == (2,)
+    still_down = pipeline.run(settings, tmp_path / "in")
+    assert still_down["counts"]["Observation"]["pending"] == 2
     settings.terminology.base_url = ""
-    summary = pipeline.run(settings, tmp_path / "in")
-    assert summary["counts"]["Observation"]["refined"] == 1
+    back = pipeline.run(settings, tmp_path / "in")
+    assert back["counts"]["Observation"] == {"read": 2, "refined": 2, "quarantined": 0,
+                                            "filtered": 0, "duplicates": 0, "pending": 0}
+    assert back["tables"]["derived.patient_bmi_latest"] == 1
+    with psycopg.connect(settings.database.url) as conn:
+        assert conn.execute("SELECT count(*) FROM meta.terminology_pending").fetchone() == (0,)

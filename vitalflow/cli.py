@@ -102,11 +102,11 @@ def run(
 
 def _print_summary(summary: dict) -> None:
     counts = Table(title=f"Run {summary['run_id']}: records by outcome")
-    for column in ("resource", "read", "refined", "quarantined", "filtered", "duplicates"):
+    outcomes = ("read", "refined", "quarantined", "filtered", "duplicates", "pending")
+    for column in ("resource", *outcomes):
         counts.add_column(column, justify="left" if column == "resource" else "right")
     for resource, c in summary["counts"].items():
-        counts.add_row(resource, *(f"{c[k]:,}" for k in ("read", "refined", "quarantined",
-                                                         "filtered", "duplicates")))
+        counts.add_row(resource, *(f"{c[k]:,}" for k in outcomes))
     console.print(counts)
     ingest = summary["ingest"]
     console.print(f"Raw: {ingest['files']} files, {ingest['new_batches']} new batches "

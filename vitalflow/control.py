@@ -61,3 +61,23 @@ def touched_patients(conn: psycopg.Connection, since: int) -> list[str]:
 def record_touches(conn: psycopg.Connection, patient_keys: list[str], seq: int) -> None:
     conn.cursor().executemany("INSERT INTO meta.patient_touch VALUES (%s, %s)",
                               [(key, seq) for key in patient_keys])
+
+
+def parked_records(conn: psycopg.Connection, target: str) -> dict[str, list[str]]:
+    """batch id -> raw_record_ids parked for want of a terminology answer."""
+    parked: dict[str, list[str]] = {}
+    for batch_id, raw_record_id in conn.execute(
+            "SELECT batch_id, raw_record_id FROM meta.terminology_pending WHERE target = %s "
+            "ORDER BY 1, 2", (target,)):
+        parked.setdefault(batch_id, []).append(raw_record_id)
+    return parked
+
+
+def replace_parked(conn: psycopg.Connection, target: str, retried: list[str],
+                   parked: list[str]) -> None:
+    """Forget the records this run retried and remember those it had to park."""
+    conn.execute("DELETE FROM meta.terminology_pending WHERE target = %s "
+                 "AND raw_record_id = ANY(%s)", (target, retried))
+    conn.cursor().executemany(
+        "INSERT INTO meta.terminology_pending VALUES (%s, %s, %s, now()) "
+        "ON CONFLICT DO NOTHING", [(target, rid, rid.rsplit("-", 1)[0]) for rid in parked])

@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS meta.run (
 CREATE TABLE IF NOT EXISTS meta.refined_batch (
   target text NOT NULL, batch_id text NOT NULL, run_id text NOT NULL,
   refined_at timestamptz NOT NULL, records bigint NOT NULL, PRIMARY KEY (target, batch_id));
+-- Observations the terminology server could not check yet; the next refine retries them.
+CREATE TABLE IF NOT EXISTS meta.terminology_pending (
+  target text NOT NULL, raw_record_id text NOT NULL, batch_id text NOT NULL,
+  parked_at timestamptz NOT NULL, PRIMARY KEY (target, raw_record_id));
 CREATE TABLE IF NOT EXISTS meta.derive_watermark (
   target text NOT NULL, table_name text NOT NULL, change_seq bigint NOT NULL,
   derived_at timestamptz NOT NULL, PRIMARY KEY (target, table_name));

@@ -39,6 +39,7 @@ class RefineGate:
         self.context = Context(source_system=settings.privacy.source_system)
         self.pseudonymiser = None
         self.identities: list[pa.Table] = []
+        self.parked: list[str] = []  # observations waiting for the terminology server
         if settings.privacy.enabled:
             self.key = load_key(settings.privacy, settings.paths.root)
             register_key(control, self.key)
@@ -46,6 +47,7 @@ class RefineGate:
 
     def apply(self, out: StandardisedBatch, records: pa.RecordBatch) -> StandardisedBatch:
         out = self.terminology.apply(out, records) if self.terminology else with_added(out)
+        self.parked += out.parked
         filtered = out.filtered.copy()
         tables = {}
         for name, resource_type, description in (("patients", "Patient", PATIENT),

@@ -16,11 +16,11 @@ import pyarrow.compute as pc
 from storage_backends.postgres import PostgresBackend
 from vitalflow.config import Settings
 from vitalflow.control import (CONTROL, lock_pipeline, mark_refined, next_change_seq,
-                               refined_batches)
+                               parked_records, refined_batches, replace_parked)
 from vitalflow.database import create_observation_indexes, drop_observation_indexes
 from vitalflow.gate import GATED_OBSERVATION, GATED_PATIENT, RefineGate
 from vitalflow.progress import Reporter, SilentReporter
-from vitalflow.raw import RawStore
+from vitalflow.raw import Batch, RawStore
 from vitalflow.reasons import Quarantine
 from vitalflow.standardise import QUARANTINE_STAGE, StandardisedBatch, Standardiser
 
@@ -47,6 +47,7 @@ class ResourceCounts:
     quarantined: int = 0
     filtered: int = 0
     duplicates: int = 0
+    pending: int = 0  # parked until the terminology server can check them; retried next run
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -78,16 +79,13 @@ def refine(store: PostgresBackend, raw: RawStore, settings: Settings, run_id: st
     with store.connect() as conn:
         lock_pipeline(conn)
         conn.execute("SET LOCAL work_mem = '256MB'")
-        done = refined_batches(conn, CONTROL)
-        pending = sorted((b for b in raw.manifest() if b.batch_id not in done),
-                         key=lambda b: b.resource_type_hint != "Patient")
-        result.batches = [b.batch_id for b in pending]
+        work = Work.find(conn, raw, CONTROL)
+        result.batches = [b.batch_id for b in work.pending]
         start_seq = _create_stages(conn)
         merge = _ChunkMerge(store, conn)
-        gate = RefineGate(settings, conn, store.url, raw, pending)
-        total = sum(b.records for b in pending)
-        chunks = ((records, batch.resource_type_hint) for batch in pending
-                  for records in raw.read(batch.batch_id, settings.ingest.batch_rows))
+        gate = RefineGate(settings, conn, store.url, raw, work.pending)
+        total = work.records
+        chunks = work.chunks(raw, settings.ingest.batch_rows)
         parallel = total >= settings.refine.worker_process_min_records
         merge.open()
         try:
@@ -102,9 +100,50 @@ def refine(store: PostgresBackend, raw: RawStore, settings: Settings, run_id: st
         with reporter.step("merge into refined", None):
             merge.close()
             _finish(conn, result, start_seq)
-        gate.record(conn)
-        mark_refined(conn, CONTROL, run_id, [(b.batch_id, b.records) for b in pending])
+        work.done(conn, CONTROL, run_id, gate)
     return result
+
+
+@dataclass
+class Work:
+    """What a refine run reads: raw batches not refined into the target yet (Patient batches
+    first, so observations find their patient) and observations parked by earlier runs."""
+
+    pending: list[Batch]
+    parked: dict[str, list[str]]  # batch id -> raw_record_ids
+    hints: dict[str, str | None]  # batch id -> resource type hint
+
+    @classmethod
+    def find(cls, conn: psycopg.Connection, raw, target: str) -> Work:
+        done = refined_batches(conn, target)
+        manifest = raw.manifest()
+        pending = sorted((b for b in manifest if b.batch_id not in done),
+                         key=lambda b: b.resource_type_hint != "Patient")
+        return cls(pending, parked_records(conn, target),
+                   {b.batch_id: b.resource_type_hint for b in manifest})
+
+    @property
+    def records(self) -> int:
+        return sum(b.records for b in self.pending) + sum(map(len, self.parked.values()))
+
+    def chunks(self, raw, batch_rows: int) -> Iterator[tuple[pa.RecordBatch, str | None]]:
+        for batch in self.pending:
+            for records in raw.read(batch.batch_id, batch_rows):
+                yield records, batch.resource_type_hint
+        for batch_id, ids in self.parked.items():
+            wanted = pa.array(ids, pa.string())
+            for records in raw.read(batch_id, batch_rows):
+                retry = records.filter(pc.is_in(records.column("raw_record_id"), wanted))
+                if retry.num_rows:
+                    yield retry, self.hints.get(batch_id)
+
+    def done(self, conn: psycopg.Connection, target: str, run_id: str, gate: RefineGate
+             ) -> None:
+        """Record the run's outcome in the ledger: the last write, so a crash redoes it all."""
+        gate.record(conn)
+        replace_parked(conn, target, [i for ids in self.parked.values() for i in ids],
+                       gate.parked)
+        mark_refined(conn, target, run_id, [(b.batch_id, b.records) for b in self.pending])
 
 
 # One Standardiser per worker process, built once by the pool's initializer.
@@ -258,6 +297,8 @@ def tally(result: RefineResult, out) -> None:
     for (resource_type, reason), n in out.filtered.items():
         result.resource(resource_type).filtered += n
         result.filter_reasons[reason] += n
+    if out.parked:
+        result.resource("Observation").pending += len(out.parked)
     for resource_type, reason in zip(out.quarantine.column("resource_type").to_pylist(),
                                      out.quarantine.column("reason").to_pylist(), strict=True):
         result.resource(resource_type).quarantined += 1
@@ -327,7 +368,8 @@ def _finish(conn: psycopg.Connection, result: RefineResult, start_seq: int) -> N
         if resource_type == "Observation":
             counts.quarantined += orphans
         # Every other staged record was an exact copy or an older version of one kept.
-        counts.duplicates = counts.read - counts.refined - counts.quarantined - counts.filtered
+        counts.duplicates = (counts.read - counts.refined - counts.quarantined - counts.filtered
+                             - counts.pending)
     if sum(c.refined for c in result.counts.values()):
         # Fresh statistics before derive plans its per-person lookups: without them a first
         # load's derive picks sequential scans and takes minutes instead of a second.

@@ -9,13 +9,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vitalflow.config import Settings
-from vitalflow.control import (lock_pipeline, mark_refined, next_change_seq, record_touches,
-                               refined_batches, target_of)
+from vitalflow.control import lock_pipeline, next_change_seq, record_touches, target_of
 from vitalflow.database import OBSERVATION_PENDING
 from vitalflow.gate import RefineGate
 from vitalflow.progress import Reporter, SilentReporter
 from vitalflow.reasons import Quarantine
-from vitalflow.refine import RefineResult, newer_than, rank, standardised, tally
+from vitalflow.refine import RefineResult, Work, newer_than, rank, standardised, tally
 from vitalflow.storage import Layers
 from vitalflow.tables import OBSERVATION, PATIENT, QUARANTINE, Table
 
@@ -36,16 +35,13 @@ def refine_portable(layers: Layers, settings: Settings, run_id: str,
     target = target_of(layers.refined, layers.control)
     with layers.control.connect() as control:
         lock_pipeline(control)
-        done = refined_batches(control, target)
-        pending = sorted((b for b in layers.raw.manifest() if b.batch_id not in done),
-                         key=lambda b: b.resource_type_hint != "Patient")
-        result.batches = [b.batch_id for b in pending]
+        work = Work.find(control, layers.raw, target)
+        result.batches = [b.batch_id for b in work.pending]
         seq = next_change_seq(control)
         staged = _Staged()
-        gate = RefineGate(settings, control, layers.control.url, layers.raw, pending)
-        total = sum(b.records for b in pending)
-        chunks = ((records, batch.resource_type_hint) for batch in pending
-                  for records in layers.raw.read(batch.batch_id, settings.ingest.batch_rows))
+        gate = RefineGate(settings, control, layers.control.url, layers.raw, work.pending)
+        total = work.records
+        chunks = work.chunks(layers.raw, settings.ingest.batch_rows)
         parallel = total >= settings.refine.worker_process_min_records
         try:
             with reporter.step("refine", total) as bar:
@@ -61,8 +57,7 @@ def refine_portable(layers: Layers, settings: Settings, run_id: str,
             with layers.refined.transaction():
                 merge.run(result)
             record_touches(control, merge.touched, seq)
-        gate.record(control)
-        mark_refined(control, target, run_id, [(b.batch_id, b.records) for b in pending])
+        work.done(control, target, run_id, gate)
     return result
 
 
@@ -122,7 +117,8 @@ class _Merge:
             counts.refined = refined
             if resource_type == "Observation":
                 counts.quarantined += parked
-            counts.duplicates = counts.read - counts.refined - counts.quarantined - counts.filtered
+            counts.duplicates = (counts.read - counts.refined - counts.quarantined
+                                 - counts.filtered - counts.pending)
 
     def _latest(self, rows: pa.Table, key: str) -> pa.Table:
         """One row per key: the newest version (see refine.rank)."""

@@ -38,6 +38,8 @@ class StandardisedBatch:
     quarantine: pa.Table
     read: Counter = field(default_factory=Counter)  # resource type -> records
     filtered: Counter = field(default_factory=Counter)  # (resource type, reason) -> records
+    # raw_record_id of observations parked until the terminology server can check them
+    parked: list[str] = field(default_factory=list)
 
 
 class Standardiser:

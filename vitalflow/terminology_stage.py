@@ -14,8 +14,8 @@ from vitalflow.catalog import LOINC
 from vitalflow.reasons import Quarantine
 from vitalflow.standardise import QUARANTINE_STAGE, StandardisedBatch, Standardiser
 from vitalflow.terminology.cache import PersistentCache
-from vitalflow.terminology.check import check_codings
-from vitalflow.terminology.client import TerminologyClient, TerminologyUnavailable
+from vitalflow.terminology.check import OUTCOMES, check_codings
+from vitalflow.terminology.client import TerminologyClient
 from vitalflow.terminology.settings import TerminologySettings
 
 # Columns the terminology step adds to each observation row.
@@ -42,15 +42,15 @@ class TerminologyStage:
         self.settings = settings
         self.standardiser = standardiser
         self.verdicts: dict[tuple, dict] = {}
-        self.counts: Counter = Counter()
+        self.counts: Counter = Counter(dict.fromkeys(OUTCOMES, 0))  # records per outcome
 
     def close(self) -> None:
         self.client.close()
 
     def apply(self, out: StandardisedBatch, records: pa.RecordBatch) -> StandardisedBatch:
-        """Translate feeder-coded observations, then keep valid codes and quarantine the rest;
-        raises TerminologyUnavailable (nothing written, the run retried) while the server is
-        down, so no record is dropped or passes unchecked."""
+        """Translate feeder-coded observations, keep valid codes, quarantine rejected ones with
+        the server's message, and park those the server could not check now (out.parked):
+        they are retried by the next run, never dropped and never passed unchecked."""
         out, translated = self._translate(out, records)
         observations = out.observations
         if not observations.num_rows:
@@ -58,19 +58,24 @@ class TerminologyStage:
         verdict = self._verdicts(observations)
         outcome = pc.take(pa.array([v["outcome"] for v in verdict["rows"]]), verdict["index"])
         keep = pc.is_in(outcome, pa.array(["valid", "mapped"]))
-        rejected = observations.filter(pc.invert(keep))
+        wait = pc.equal(outcome, "pending")
+        reject = pc.invert(pc.or_(keep, wait))
         kept = observations.filter(keep).append_column(
             "code_system_version", pc.take(pa.array(
                 [v["code_system_version"] for v in verdict["rows"]], pa.string()),
                 pc.filter(verdict["index"], keep)))
-        self.counts["valid"] += kept.num_rows - len(translated)
+        parked = observations.filter(wait).column("raw_record_id").to_pylist()
+        rejected = observations.filter(reject)
+        self.counts["valid"] += kept.num_rows - sum(i in translated for i in kept.column(
+            "raw_record_id").to_pylist())
         self.counts["invalid"] += rejected.num_rows
+        self.counts["pending"] += len(parked)
         messages = pc.take(pa.array([v["message"] for v in verdict["rows"]], pa.string()),
-                           pc.filter(verdict["index"], pc.invert(keep)))
+                           pc.filter(verdict["index"], reject))
         quarantine = pa.concat_tables([out.quarantine, _quarantined(rejected, messages)],
                                       promote_options="permissive")
         return StandardisedBatch(out.patients, _translated_columns(kept, translated),
-                                 quarantine, out.read, out.filtered)
+                                 quarantine, out.read, out.filtered, out.parked + parked)
 
     def summary(self) -> dict:
         return {"records": dict(self.counts), "calls": dict(self.client.stats)}
@@ -88,11 +93,6 @@ class TerminologyStage:
                                              names=["system", "code", "unit"]),
                                     self.client, self.settings)
             for row in checked.to_pylist():
-                if row["outcome"] == "pending":
-                    raise TerminologyUnavailable(
-                        f"terminology server {self.client.base_url} could not check "
-                        f"{row['system']}|{row['code']} ({row['message']}); nothing was "
-                        "refined in this run: run again when it is back")
                 self.verdicts[(row["system"], row["code"], row["unit"])] = row
         order = list(self.verdicts)
         joined = [order.index(k) for k in zip(keys.column("system").to_pylist(),
@@ -103,8 +103,8 @@ class TerminologyStage:
     def _translate(self, out: StandardisedBatch, records: pa.RecordBatch
                    ) -> tuple[StandardisedBatch, dict[str, tuple[str, str]]]:
         """Observations quarantined for want of a LOINC coding are standardised again when a
-        ConceptMap translates one of their codings. Also returns raw_record_id ->
-        (equivalence, source system|code) of the translated ones."""
+        ConceptMap translates one of their codings, and parked when the server could not say.
+        Also returns raw_record_id -> (equivalence, source system|code) of translated ones."""
         unknown = pc.equal(out.quarantine.column("reason"), str(Quarantine.UNKNOWN_CODE_SYSTEM))
         if not pc.any(unknown).as_py():
             return out, {}
@@ -113,42 +113,45 @@ class TerminologyStage:
         codings = {rid: _codings(text) for rid, text in zip(
             retry.column("raw_record_id").to_pylist(), retry.column("raw_json").to_pylist(),
             strict=True)}
-        mapped = self._mappings(sorted({c for found in codings.values() for c in found}))
-        if not mapped:
+        mapped, unsure = self._mappings(sorted({c for found in codings.values() for c in found}))
+        parked = [rid for rid, found in codings.items()
+                  if not any(c in mapped for c in found) and any(c in unsure for c in found)]
+        if not mapped and not parked:
             return out, {}
         again = self.standardiser.translating({k: v[0] for k, v in mapped.items()}).run(
-            retry, None)
+            retry.filter(pc.invert(pc.is_in(retry.column("raw_record_id"),
+                                            pa.array(parked, pa.string())))), None)
         translated = {}
         for rid in again.observations.column("raw_record_id").to_pylist():
             coding = next(c for c in codings[rid] if c in mapped)
             translated[rid] = (mapped[coding][1], f"{coding[0]}|{coding[1]}")
         self.counts["mapped"] += len(translated)
+        self.counts["pending"] += len(parked)
         retried = pc.is_in(out.quarantine.column("raw_record_id"), ids)
         return StandardisedBatch(
             out.patients, pa.concat_tables([out.observations, again.observations]),
             pa.concat_tables([out.quarantine.filter(pc.invert(retried)), again.quarantine]),
-            out.read, out.filtered + again.filtered), translated
+            out.read, out.filtered + again.filtered, out.parked + parked), translated
 
-    def _mappings(self, codings: list[tuple[str, str]]) -> dict[tuple, tuple[str, str]]:
-        """(system, code) -> (LOINC code, equivalence) for codings a ConceptMap translates."""
+    def _mappings(self, codings: list[tuple[str, str]]
+                  ) -> tuple[dict[tuple, tuple[str, str]], set[tuple[str, str]]]:
+        """(system, code) -> (LOINC code, equivalence) for codings a ConceptMap translates, and
+        the codings the server could not translate now."""
         unknown = [c for c in codings if ("map", *c) not in self.verdicts]
         if unknown:
             checked = check_codings(pa.table(list(zip(*unknown, strict=True)),
                                              names=["system", "code"]), self.client,
                                     self.settings)
             for row in checked.to_pylist():
-                if row["outcome"] == "pending":
-                    raise TerminologyUnavailable(
-                        f"terminology server {self.client.base_url} could not translate "
-                        f"{row['system']}|{row['code']} ({row['message']}); nothing was "
-                        "refined in this run: run again when it is back")
                 self.verdicts[("map", row["system"], row["code"])] = row
-        found = {}
+        found, unsure = {}, set()
         for system, code in codings:
             row = self.verdicts[("map", system, code)]
             if row["outcome"] == "mapped" and row["target_system"] == LOINC:
                 found[(system, code)] = (row["target_code"], row["equivalence"])
-        return found
+            elif row["outcome"] == "pending":
+                unsure.add((system, code))
+        return found, unsure
 
 
 def _codings(text: str | None) -> list[tuple[str, str]]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
 import multiprocessing
-from collections import deque
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -84,19 +83,8 @@ def refine(store: PostgresBackend, raw: RawStore, settings: Settings, run_id: st
         start_seq = _create_stages(conn)
         merge = _ChunkMerge(store, conn)
         gate = RefineGate(settings, conn, store.url, raw, work.pending)
-        total = work.records
-        chunks = work.chunks(raw, settings.ingest.batch_rows)
-        parallel = total >= settings.refine.worker_process_min_records
         merge.open()
-        try:
-            with reporter.step("refine", total) as bar:
-                for out, records in standardised(chunks, settings, parallel):
-                    out = gate.apply(out, records)
-                    merge.chunk(out)
-                    tally(result, out)
-                    bar.advance(records.num_rows)
-        finally:
-            result.terminology = gate.close()
+        work.standardise(raw, settings, gate, result, reporter, merge.chunk)
         with reporter.step("merge into refined", None):
             merge.close()
             _finish(conn, result, start_seq)
@@ -136,6 +124,21 @@ class Work:
                 retry = records.filter(pc.is_in(records.column("raw_record_id"), wanted))
                 if retry.num_rows:
                     yield retry, self.hints.get(batch_id)
+
+    def standardise(self, raw, settings: Settings, gate: RefineGate, result: RefineResult,
+                    reporter: Reporter, sink: Callable[[StandardisedBatch], None]) -> None:
+        """Every chunk standardised, through the gate, into sink and the run's counts."""
+        parallel = self.records >= settings.refine.worker_process_min_records
+        try:
+            with reporter.step("refine", self.records) as bar:
+                for out, records in standardised(self.chunks(raw, settings.ingest.batch_rows),
+                                                 settings, parallel):
+                    out = gate.apply(out, records)
+                    sink(out)
+                    tally(result, out)
+                    bar.advance(records.num_rows)
+        finally:
+            result.terminology = gate.close()
 
     def done(self, conn: psycopg.Connection, target: str, run_id: str, gate: RefineGate
              ) -> None:

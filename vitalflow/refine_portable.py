@@ -14,7 +14,7 @@ from vitalflow.database import OBSERVATION_PENDING
 from vitalflow.gate import RefineGate
 from vitalflow.progress import Reporter, SilentReporter
 from vitalflow.reasons import Quarantine
-from vitalflow.refine import RefineResult, Work, newer_than, rank, standardised, tally
+from vitalflow.refine import RefineResult, Work, newer_than, rank
 from vitalflow.storage import Layers
 from vitalflow.tables import OBSERVATION, PATIENT, QUARANTINE, Table
 
@@ -40,18 +40,7 @@ def refine_portable(layers: Layers, settings: Settings, run_id: str,
         seq = next_change_seq(control)
         staged = _Staged()
         gate = RefineGate(settings, control, layers.control.url, layers.raw, work.pending)
-        total = work.records
-        chunks = work.chunks(layers.raw, settings.ingest.batch_rows)
-        parallel = total >= settings.refine.worker_process_min_records
-        try:
-            with reporter.step("refine", total) as bar:
-                for out, records in standardised(chunks, settings, parallel):
-                    out = gate.apply(out, records)
-                    staged.add(out)
-                    tally(result, out)
-                    bar.advance(records.num_rows)
-        finally:
-            result.terminology = gate.close()
+        work.standardise(layers.raw, settings, gate, result, reporter, staged.add)
         with reporter.step(f"merge into refined ({layers.refined.name})", None):
             merge = _Merge(layers, seq, staged)
             with layers.refined.transaction():

@@ -10,11 +10,8 @@ import pyarrow as pa
 
 from vitalflow.fhir_rules import Rejected, meta_values, parse_date
 
-IDENTITY_SCHEMA = pa.schema([
-    pa.field("source_system", pa.string(), False),
-    pa.field("source_id", pa.string(), False),  # the source's Patient.id
-    pa.field("identifier_system", pa.string()),
-    pa.field("identifier_value", pa.string()),
+# The person's attributes, shared with the golden record (survivorship.GOLDEN_SCHEMA).
+PERSON_FIELDS = [
     pa.field("given", pa.string()),
     pa.field("family", pa.string()),
     pa.field("birth_date", pa.date32()),
@@ -22,6 +19,13 @@ IDENTITY_SCHEMA = pa.schema([
     pa.field("postcode", pa.string()),
     pa.field("address_line", pa.string()),
     pa.field("city", pa.string()),
+]
+IDENTITY_SCHEMA = pa.schema([
+    pa.field("source_system", pa.string(), False),
+    pa.field("source_id", pa.string(), False),  # the source's Patient.id
+    pa.field("identifier_system", pa.string()),
+    pa.field("identifier_value", pa.string()),
+    *PERSON_FIELDS,
     pa.field("last_updated", pa.timestamp("us", tz="UTC")),
 ])
 ATTRIBUTES = ("identifier_system", "identifier_value", "given", "family", "birth_date", "sex",

@@ -16,15 +16,11 @@ from collections import Counter
 
 import pyarrow as pa
 
+from vitalflow.merge.identity_rows import PERSON_FIELDS
+
 GOLDEN_SCHEMA = pa.schema([
     pa.field("person_id", pa.string(), False),
-    pa.field("given", pa.string()),
-    pa.field("family", pa.string()),
-    pa.field("birth_date", pa.date32()),
-    pa.field("sex", pa.string()),
-    pa.field("postcode", pa.string()),
-    pa.field("address_line", pa.string()),
-    pa.field("city", pa.string()),
+    *PERSON_FIELDS,
     pa.field("records", pa.int64(), False),
     pa.field("last_updated", pa.timestamp("us", tz="UTC")),
 ])

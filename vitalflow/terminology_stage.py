@@ -41,7 +41,8 @@ class TerminologyStage:
             control_url, settings.cache_ttl_hours))
         self.settings = settings
         self.standardiser = standardiser
-        self.verdicts: dict[tuple, dict] = {}
+        self.verdicts: dict[tuple, dict] = {}  # (system, code, unit) -> check_codings row
+        self.translations: dict[tuple, dict] = {}  # feeder (system, code) -> check_codings row
         self.counts: Counter = Counter(dict.fromkeys(OUTCOMES, 0))  # records per outcome
 
     def close(self) -> None:
@@ -94,11 +95,12 @@ class TerminologyStage:
                                     self.client, self.settings)
             for row in checked.to_pylist():
                 self.verdicts[(row["system"], row["code"], row["unit"])] = row
+        # Few distinct keys, many rows: each row finds its verdict by a vectorised lookup.
         order = list(self.verdicts)
-        joined = [order.index(k) for k in zip(keys.column("system").to_pylist(),
-                                               keys.column("code").to_pylist(),
-                                               keys.column("unit").to_pylist())]
-        return {"rows": [self.verdicts[k] for k in order], "index": pa.array(joined, pa.int32())}
+        index = pc.index_in(_joined(*(keys.column(c) for c in ("system", "code", "unit"))),
+                            value_set=_joined(*(pa.array(part, pa.string())
+                                                for part in zip(*order, strict=True))))
+        return {"rows": [self.verdicts[k] for k in order], "index": index}
 
     def _translate(self, out: StandardisedBatch, records: pa.RecordBatch
                    ) -> tuple[StandardisedBatch, dict[str, tuple[str, str]]]:
@@ -137,16 +139,16 @@ class TerminologyStage:
                   ) -> tuple[dict[tuple, tuple[str, str]], set[tuple[str, str]]]:
         """(system, code) -> (LOINC code, equivalence) for codings a ConceptMap translates, and
         the codings the server could not translate now."""
-        unknown = [c for c in codings if ("map", *c) not in self.verdicts]
+        unknown = [c for c in codings if c not in self.translations]
         if unknown:
             checked = check_codings(pa.table(list(zip(*unknown, strict=True)),
                                              names=["system", "code"]), self.client,
                                     self.settings)
             for row in checked.to_pylist():
-                self.verdicts[("map", row["system"], row["code"])] = row
+                self.translations[(row["system"], row["code"])] = row
         found, unsure = {}, set()
         for system, code in codings:
-            row = self.verdicts[("map", system, code)]
+            row = self.translations[(system, code)]
             if row["outcome"] == "mapped" and row["target_system"] == LOINC:
                 found[(system, code)] = (row["target_code"], row["equivalence"])
             elif row["outcome"] == "pending":
@@ -165,7 +167,15 @@ def _codings(text: str | None) -> list[tuple[str, str]]:
         return []
 
 
+def _joined(system, code, unit) -> pa.Array:
+    return pc.binary_join_element_wise(system, code, pc.fill_null(unit, ""), "\x1f")
+
+
 def _translated_columns(kept: pa.Table, translated: dict[str, tuple[str, str]]) -> pa.Table:
+    if not translated:
+        return kept.append_column("mapping_equivalence", pa.nulls(kept.num_rows, pa.string())
+                                  ).append_column("source_coding",
+                                                  pa.nulls(kept.num_rows, pa.string()))
     ids = kept.column("raw_record_id").to_pylist()
     return kept.append_column("mapping_equivalence", pa.array(
         [translated[i][0] if i in translated else None for i in ids], pa.string())

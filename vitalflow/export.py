@@ -64,8 +64,7 @@ def _holder(layers: Layers, name: str):
 
 
 def _table_batches(layers: Layers, table: Table, snapshot: int | None):
-    yield _holder(layers, table.qualified_name).read(table, snapshot=snapshot).cast(
-        table.arrow_schema)
+    yield _holder(layers, table.qualified_name).read(table, snapshot=snapshot)
 
 
 def _raw_batches(layers: Layers, snapshot: int | None):

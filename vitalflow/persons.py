@@ -60,43 +60,58 @@ def reconcile_persons(layers, settings: Settings) -> int:
     with layers.control.connect() as control:
         lock_pipeline(control)
         person_of = person_of_records(control) if settings.merge.enabled else {}
-        as_key = _keyer(settings, control)
-        desired = dict(zip(as_key(list(person_of)), as_key(list(person_of.values())),
-                           strict=True))
-        stored = layers.refined.read(PATIENT)
+        as_key = _keyer(settings)
+        person_keys = as_key(list(person_of.values()))
+        desired = dict(zip(as_key(list(person_of)), person_keys, strict=True))
+        stored = layers.refined.read(PATIENT, ["patient_key", "person_key"])
         keys = stored.column("patient_key").to_pylist()
-        wanted = pa.array([desired.get(k, k) for k in keys], pa.string())
-        moved = pc.not_equal(stored.column("person_key"), wanted)
+        moved = pc.not_equal(stored.column("person_key"),
+                             pa.array([desired.get(k, k) for k in keys], pa.string()))
         if not pc.any(moved).as_py():
             return 0
+        old = stored.filter(moved)
+        rows = layers.refined.read(PATIENT, where=[("patient_key", "in",
+                                                    old.column("patient_key"))])
         seq = next_change_seq(control)
-        rows = stored.set_column(stored.column_names.index("person_key"), "person_key", wanted)
-        rows = rows.filter(moved)
-        old = stored.filter(moved).column("person_key").to_pylist()
-        for name, value in (("change_seq", pa.scalar(seq)),
-                            ("refined_at", pa.scalar(datetime.now(UTC), pa.timestamp("us", "UTC")))):
-            rows = rows.set_column(rows.column_names.index(name), name,
-                                   pa.repeat(value, rows.num_rows))
+        wanted = [desired.get(k, k) for k in rows.column("patient_key").to_pylist()]
+        for name, values in (
+                ("person_key", pa.array(wanted, pa.string())),
+                ("change_seq", pa.repeat(pa.scalar(seq), rows.num_rows)),
+                ("refined_at", pa.repeat(pa.scalar(datetime.now(UTC),
+                                                   pa.timestamp("us", "UTC")), rows.num_rows))):
+            rows = rows.set_column(rows.column_names.index(name), name, values)
+        _record_persons(control, settings, dict(zip(person_keys, person_of.values(),
+                                                    strict=True)), set(wanted))
         layers.refined.upsert(PATIENT, rows)
-        record_touches(control, sorted(set(old)), seq)
+        record_touches(control, sorted(set(old.column("person_key").to_pylist())), seq)
     return rows.num_rows
 
 
-def _keyer(settings: Settings, control: psycopg.Connection):
-    """Source or person ids -> the keys refined stores for them: pseudonyms when privacy is on,
-    each recorded in the identity schema (so re-identification and re-keying know it)."""
+def _keyer(settings: Settings):
+    """Source or person ids -> the keys refined stores for them (pseudonyms when privacy is
+    on)."""
     if not settings.privacy.enabled:
         return lambda ids: ids
-    from vitalflow.privacy.identity import record_identities
     from vitalflow.privacy.keys import load_key
-    from vitalflow.privacy.pseudonym import IDENTITY_SCHEMA, pseudonyms
+    from vitalflow.privacy.pseudonym import pseudonyms
 
     key = load_key(settings.privacy, settings.paths.root)
-    system = settings.privacy.source_system
+    return lambda ids: pseudonyms(key, settings.privacy.source_system, ids)
 
-    def as_key(ids: list[str]) -> list[str]:
-        made = pseudonyms(key, system, ids)
-        record_identities(control, pa.table([made, [system] * len(ids), ids],
-                                             schema=IDENTITY_SCHEMA), key)
-        return made
-    return as_key
+
+def _record_persons(control: psycopg.Connection, settings: Settings,
+                    person_of_key: dict[str, str], keys: set[str]) -> None:
+    """Person pseudonyms handed out by reconciliation go into the identity schema, as the
+    gate's do, so re-identification and re-keying know them."""
+    if not settings.privacy.enabled:
+        return
+    from vitalflow.privacy.identity import record_identities
+    from vitalflow.privacy.keys import load_key
+    from vitalflow.privacy.pseudonym import IDENTITY_SCHEMA
+
+    made = sorted(k for k in keys if k in person_of_key)
+    system = settings.privacy.source_system
+    record_identities(control, pa.table([made, [system] * len(made),
+                                         [person_of_key[k] for k in made]],
+                                        schema=IDENTITY_SCHEMA),
+                      load_key(settings.privacy, settings.paths.root))

@@ -33,18 +33,10 @@ def _postgres(request, home: Path) -> dict:
 def _postgres_portable(request, home: Path) -> dict:
     """Refined and derived in another PostgreSQL database than the control one: the portable
     refine and derive run over the interface, as they do for any engine."""
-    stack = request.getfixturevalue("pg_server")
-    url = request.getfixturevalue("database_url")
-    other = f"{url.split('?')[0].rsplit('/', 1)[0]}/{_second_database(stack, request)}"
-    other += "?" + url.split("?", 1)[1] if "?" in url else ""
+    database = fresh_database(request.getfixturevalue("pg_server"))
+    other = database.__enter__()
+    request.addfinalizer(lambda: database.__exit__(None, None, None))
     return {"placement": {"raw": "parquet", "refined": other, "derived": other}}
-
-
-def _second_database(pg_server, request) -> str:
-    context = fresh_database(pg_server)
-    url = context.__enter__()
-    request.addfinalizer(lambda: context.__exit__(None, None, None))
-    return url.split("?")[0].rsplit("/", 1)[1]
 
 
 def _lakehouse(request, home: Path) -> dict:

@@ -102,8 +102,16 @@ def run(settings: Settings, input_path: Path, reporter: Reporter | None = None,
         profile: str | None = None) -> dict:
     """Run all three stages on the profile's storage and return the run summary."""
     reporter = reporter or SilentReporter()
-    timings: dict[str, float] = {}
     layers = open_layers(settings, profile)
+    try:
+        return _run_stages(settings, layers, input_path, reporter)
+    finally:
+        layers.close()
+
+
+def _run_stages(settings: Settings, layers: Layers, input_path: Path,
+                reporter: Reporter) -> dict:
+    timings: dict[str, float] = {}
     run_id = new_run_id()
     record_run(layers, run_id, "running")
     try:

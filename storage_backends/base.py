@@ -141,6 +141,10 @@ class Backend(ABC):
     def exists(self, table: Table) -> bool:
         return self._exists(table)
 
+    def storage_bytes(self, table: Table) -> int:
+        """Bytes the table occupies in the engine now (data, indexes, metadata), 0 when absent."""
+        return self._storage_bytes(table) if self._exists(table) else 0
+
     def drop(self, table: Table) -> None:
         with self._timed("drop", table, 0):
             self._drop(table)
@@ -188,6 +192,9 @@ class Backend(ABC):
 
     @abstractmethod
     def _drop(self, table: Table) -> None: ...
+
+    @abstractmethod
+    def _storage_bytes(self, table: Table) -> int: ...
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

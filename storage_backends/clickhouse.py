@@ -140,6 +140,13 @@ class ClickHouseBackend(Backend):
         with self._errors():
             return bool(int(self.client.command(f"EXISTS TABLE {self.table_name(table)}")))
 
+    def _storage_bytes(self, table: Table) -> int:
+        with self._errors():
+            return int(self.client.command(
+                "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database = "
+                "{database:String} AND table = {table:String}",
+                parameters={"database": self.database(table), "table": table.name}))
+
     def _drop(self, table: Table) -> None:
         with self._errors():
             self.client.command(f"DROP TABLE IF EXISTS {self.table_name(table)} SYNC")

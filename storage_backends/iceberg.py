@@ -157,6 +157,10 @@ class IcebergBackend(Backend):
         with self.service():
             return self.catalog.table_exists((table.layer, table.name))
 
+    def _storage_bytes(self, table: Table) -> int:
+        with self.service():
+            return stored_bytes(self.load(table))
+
     def _drop(self, table: Table) -> None:
         with self.service():
             try:
@@ -200,6 +204,17 @@ class IcebergBackend(Backend):
             if self._s3.get(option):
                 text = text.replace(self._s3[option], "***")
         return redact(text)
+
+
+def stored_bytes(iceberg: IcebergTable) -> int:
+    """Data and delete files every kept snapshot references, plus their manifests: files of
+    older snapshots stay on storage (for time travel) until they are expired."""
+    files = iceberg.inspect.all_files().select(["file_path", "file_size_in_bytes"])
+    manifests = iceberg.inspect.all_manifests().select(["path", "length"])
+    unique_files = files.group_by("file_path").aggregate([("file_size_in_bytes", "max")])
+    unique_manifests = manifests.group_by("path").aggregate([("length", "max")])
+    return (pc.sum(unique_files.column("file_size_in_bytes_max")).as_py() or 0) + (
+        pc.sum(unique_manifests.column("length_max")).as_py() or 0)
 
 
 def snapshots_of(iceberg: IcebergTable) -> list[Snapshot]:

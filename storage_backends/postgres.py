@@ -151,6 +151,11 @@ class PostgresBackend(Backend):
             return conn.execute("SELECT to_regclass(%s) IS NOT NULL",
                                 (table.qualified_name,)).fetchone()[0]
 
+    def _storage_bytes(self, table: Table) -> int:
+        with self._connection() as conn:
+            return conn.execute("SELECT pg_total_relation_size(%s::regclass)",
+                                (table.qualified_name,)).fetchone()[0]
+
     def _drop(self, table: Table) -> None:
         with self._connection() as conn:
             conn.execute(f"DROP TABLE IF EXISTS {table.qualified_name}")

@@ -192,6 +192,32 @@ def derive(full: Annotated[bool, typer.Option(help="Recompute every patient.")] 
 
 
 @app.command()
+def rebuild(profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = None,
+            yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
+            = False) -> None:
+    """Empty refined and derived, then refine every raw batch again and derive every person."""
+    from vitalflow.progress import RichReporter
+    from vitalflow.rebuild import rebuild as rebuild_layers
+    from vitalflow.storage import describe
+
+    layers = _layers(profile)
+    where = describe(layers)
+    if not yes and not typer.confirm(f"Empty refined ({where['refined']}) and derived "
+                                     f"({where['derived']}) and rebuild them from raw?"):
+        raise typer.Exit(code=1)
+    try:
+        with RichReporter() as reporter:
+            refined, derived = rebuild_layers(load_settings(), layers, reporter)
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        layers.close()
+    for resource, counts in sorted(refined.counts.items()):
+        _print_mapping(f"Rebuilt {resource}", counts.as_dict())
+    _print_mapping("Derive", {k: int(v) for k, v in asdict(derived).items()})
+
+
+@app.command()
 def export(
     table: Annotated[str, typer.Argument(help="LAYER.TABLE, e.g. derived.patient_bmi_latest "
                                          "or raw.record.")],

@@ -114,6 +114,10 @@ class RawStore:
         return sorted((_read_batch(p) for p in self.manifest_dir.glob("*.json")),
                       key=lambda b: (b.ingested_at, b.batch_id))
 
+    def storage_bytes(self) -> int:
+        """Bytes of every batch and manifest file."""
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
     def ingest(self, path: Path, reporter: Reporter | None = None,
                batch_rows: int = 100_000) -> IngestResult:
         """Copy one file into a raw batch; a file whose content was ingested before is a no-op."""

@@ -17,7 +17,8 @@ from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import BinaryType, LongType, NestedField, StringType
 
 from storage_backends.base import Snapshot
-from storage_backends.iceberg import TARGET_FILE_BYTES, IcebergBackend, snapshots_of
+from storage_backends.iceberg import (TARGET_FILE_BYTES, IcebergBackend, snapshots_of,
+                                      stored_bytes)
 from vitalflow import __version__
 from vitalflow.progress import Reporter, SilentReporter
 from vitalflow.raw import (RAW_SCHEMA, Batch, IngestResult, RecordReader, content_id, raw_table,
@@ -136,6 +137,12 @@ class IcebergRawStore:
             for part in scan.to_arrow_batch_reader():
                 for start in range(0, part.num_rows, batch_rows):
                     yield part.slice(start, batch_rows).cast(RAW_SCHEMA)
+
+    def storage_bytes(self) -> int:
+        """Bytes of the record and manifest tables, including files kept for time travel."""
+        with self.backend.service():
+            records = stored_bytes(self._records())
+        return records + self.backend.storage_bytes(BATCH)
 
     def history(self) -> list[Snapshot]:
         """Snapshots of raw.record, oldest first: id, commit time, operation, records added

@@ -212,3 +212,11 @@ def test_drop(created: Backend) -> None:
     created.append(SAMPLE, rows(2))
     created.drop(SAMPLE)
     assert not created.exists(SAMPLE)
+
+
+def test_storage_bytes_grow_with_rows_and_are_zero_when_absent(created: Backend) -> None:
+    empty = created.storage_bytes(SAMPLE)
+    created.append(SAMPLE, rows(2_000))
+    assert created.storage_bytes(SAMPLE) > empty
+    created.drop(SAMPLE)
+    assert created.storage_bytes(SAMPLE) == 0

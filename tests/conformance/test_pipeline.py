@@ -12,6 +12,7 @@ from tests.conformance.profiles import PROFILES, profile_settings
 from tests.fhir_factory import observation, patient, patient_key, write_ndjson
 from vitalflow import pipeline
 from vitalflow.generate import generate
+from vitalflow.rebuild import rebuild
 from vitalflow.storage import open_layers
 from vitalflow.tables import AGE_BAND_SUMMARY, PATIENT_BMI_LATEST
 
@@ -154,3 +155,18 @@ def test_crash_between_layers_is_completed_by_the_next_run(profile, settings_for
     monkeypatch.setattr(pipeline, "derive_stage", real)
     pipeline.run(settings, generated)
     assert_same_rows(derived_rows(settings), reference["derived"])
+
+
+def test_rebuild_from_raw_equals_incremental_runs(profile, settings_for, generated, tmp_path):
+    settings = settings_for(profile)
+    first = pipeline.run(settings, generated)
+    write_ndjson(tmp_path / "later" / "Observation.ndjson", [
+        observation("late-w", "late", "weight", 70, "2022-01-01T10:00:00Z")])
+    write_ndjson(tmp_path / "later" / "Patient.ndjson", [patient("late", birth="1980-05-05")])
+    pipeline.run(settings, tmp_path / "later")
+    incremental = derived_rows(settings)
+    layers = open_layers(settings)
+    refined, _ = rebuild(settings, layers)
+    layers.close()
+    assert refined.counts["Observation"].read == first["counts"]["Observation"]["read"] + 1
+    assert derived_rows(settings) == incremental

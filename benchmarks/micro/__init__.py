@@ -1,0 +1,1 @@
+"""Micro-benchmarks (pytest-benchmark) of vitalflow's per-record hot functions."""

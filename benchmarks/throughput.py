@@ -3,202 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import cProfile
-import hashlib
-import io
 import json
 import os
-import platform
-import pstats
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SYNTHEA_DIR = PROJECT_ROOT.parent / "shared" / "data" / "synthea-r4"
-SYNTHEA_FILES = ("Patient.ndjson.gz", "Observation.ndjson.gz")
-DEFAULT_OUT = PROJECT_ROOT / "benchmarks" / "results"
-# Generated sets are deterministic, so they are kept (git-ignored) and reused between runs.
-DEFAULT_DATA = PROJECT_ROOT / "benchmarks" / "work" / "data"
+from benchmarks.database import checkpoint, postmaster_pid, scratch_database
+from benchmarks.inputs import DEFAULT_DATA, GENERATE_ARGS, patients_for, prepare_input
+from benchmarks.machine import PROJECT_ROOT, machine_with_source, source_fingerprint
+from benchmarks.meter import Meter, give_back_memory
 
-# patients -> observation lines: ~27 per patient at visits=10, so 40,000 patients ~ 1.1M lines.
-GENERATED_PATIENTS = {"1m": 40_000, "100k": 4_000}
-GENERATE_ARGS = {"visits": 10, "seed": 1, "defect_rate": 0.02}
-SIZES = ("synthea", *GENERATED_PATIENTS)
+DEFAULT_OUT = PROJECT_ROOT / "benchmarks" / "results"
+SIZES = ("synthea", "1m", "100k")
 QUICK_SWAP = {"1m": "100k"}
 PIPELINE_STAGES = ("ingest", "refine", "derive")
 PROFILABLE = (*PIPELINE_STAGES, "rerun")
 TARGET_DATASET = "generated-1m"
 TARGET_OBS_PER_SECOND = 50_000
 TARGET_PEAK_RSS_MIB = 1.5 * 1024
-PACKAGES = ("pyarrow", "psycopg", "prefect", "pandas", "pandera", "orjson", "vitalflow")
 FLOOR_TABLE = "public.bench_floor"
 FLOOR_REPEATS = 3
 
 
 # --------------------------------------------------------------------------- measurement (child)
-
-@dataclass
-class StageSample:
-    seconds: float
-    cpu_seconds: float  # this (pipeline) process, user + system
-    server_cpu_seconds: float | None  # every process of the embedded PostgreSQL server
-    peak_rss_kib: int  # this process's high-water mark during the stage
-    start_rss_kib: int  # what it held when the stage began (imports, earlier stages' leftovers)
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the RSS high-water mark (Linux), so ru_maxrss afterwards is this stage's own peak."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def _own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _is_transient(process) -> bool:
-    """A client backend, or any child that has exited but is not yet reaped (a zombie)."""
-    import psutil
-
-    if process.status() == psutil.STATUS_ZOMBIE:
-        return True
-    # Client backends name their peer in the process title: "postgres: user db host(port)".
-    return "(" in " ".join(process.cmdline())
-
-
-def _wait_for_server_to_settle(postmaster, timeout: float = 5.0) -> None:
-    """A backend's CPU moves to the postmaster's child times only once it is reaped; sampling
-    before that would lose it between two stages."""
-    import psutil
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if not any(_is_transient(child) for child in postmaster.children(recursive=True)):
-                return
-        except psutil.NoSuchProcess:
-            pass  # a child vanished while we looked: look again
-        time.sleep(0.01)
-
-
-def _server_cpu_seconds(postmaster) -> float | None:
-    """CPU of the server and all its processes, counting exited backends via the postmaster."""
-    import psutil
-
-    if postmaster is None:
-        return None
-    _wait_for_server_to_settle(postmaster)
-    try:
-        total = 0.0
-        for child in postmaster.children(recursive=True):
-            try:
-                times = child.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-        # The postmaster last: a child reaped in between is then counted twice (rare once
-        # settled) rather than lost.
-        times = postmaster.cpu_times()
-        total += times.user + times.system + times.children_user + times.children_system
-    except psutil.Error:
-        return None
-    return total
-
-
-def _current_rss_kib() -> int:
-    import psutil
-
-    return psutil.Process().memory_info().rss // 1024
-
-
-class Meter:
-    """Times named stages of this process, optionally profiling one of them with cProfile."""
-
-    def __init__(self, postmaster_pid: int | None, profile_stage: str | None,
-                 profile_path: Path | None) -> None:
-        import psutil
-
-        self.postmaster = psutil.Process(postmaster_pid) if postmaster_pid else None
-        self.profile_stage = profile_stage
-        self.profile_path = profile_path
-        self.samples: dict[str, StageSample] = {}
-        self.peak_is_per_stage = _reset_peak_rss()
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        profiler = cProfile.Profile() if name == self.profile_stage else None
-        _reset_peak_rss()
-        start_rss = _current_rss_kib()
-        server_before = _server_cpu_seconds(self.postmaster)
-        cpu_before = _own_cpu_seconds()
-        started = time.perf_counter()
-        if profiler:
-            profiler.enable()
-        yield
-        if profiler:
-            profiler.disable()
-        seconds = time.perf_counter() - started
-        cpu = _own_cpu_seconds() - cpu_before
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        server_after = _server_cpu_seconds(self.postmaster)
-        server = None if server_before is None or server_after is None else (
-            server_after - server_before)
-        self.samples[name] = StageSample(round(seconds, 4), round(cpu, 3),
-                                         None if server is None else round(server, 3), peak,
-                                         start_rss)
-        if profiler:
-            self._save_profile(profiler)
-
-    def _save_profile(self, profiler: cProfile.Profile) -> None:
-        profiler.dump_stats(self.profile_path)
-        text = io.StringIO()
-        stats = pstats.Stats(profiler, stream=text).strip_dirs()
-        stats.sort_stats("tottime").print_stats(40)
-        stats.sort_stats("cumulative").print_stats(40)
-        self.profile_path.with_suffix(".txt").write_text(text.getvalue())
-
-
-def _postmaster_pid(pgdata: Path) -> int | None:
-    try:
-        return int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
-        return None
-
-
-@contextmanager
-def _scratch_database(url: str) -> Iterator[str]:
-    """A new, empty database on an external server: the benchmark must start from nothing."""
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
-    name = f"vitalflow_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-    except psycopg.Error as exc:
-        raise SystemExit(f"VITALFLOW__DATABASE__URL is set, but its role cannot create the empty "
-                         f"scratch database the benchmark needs: {exc}") from None
-    try:
-        yield make_conninfo(url, dbname=name)
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
 
 @dataclass(frozen=True)
 class Database:
@@ -215,42 +51,16 @@ def _database(work: Path) -> Iterator[Database]:
 
     external = os.environ.get("VITALFLOW__DATABASE__URL")
     if external:
-        with _scratch_database(external) as url:
+        with scratch_database(external) as url:
             yield Database(url, external, None, "external")
         return
     server = EmbeddedPostgres(work / "embedded", free_port())
     url = server.up()
     try:
-        yield Database(url, server.url("postgres", SUPERUSER), _postmaster_pid(server.pgdata),
+        yield Database(url, server.url("postgres", SUPERUSER), postmaster_pid(server.pgdata),
                        "embedded")
     finally:
         server.down()
-
-
-def _checkpoint(admin_url: str) -> None:
-    """Write back dirty pages now, so the next stage does not pay for the previous one's."""
-    import psycopg
-
-    try:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute("CHECKPOINT")
-    except psycopg.Error:
-        pass  # an external role without pg_checkpoint: measure as is
-
-
-def _give_back_memory() -> None:
-    """Return freed memory to the OS (Arrow's pool and malloc keep it), as a new run would start."""
-    import ctypes
-    import gc
-
-    import pyarrow as pa
-
-    gc.collect()
-    pa.default_memory_pool().release_unused()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc
 
 
 @contextmanager
@@ -304,7 +114,7 @@ def measure_floor(settings, store, meter: Meter, database: Database, reporter
     """(rows, seconds of each attempt); the median attempt is the unit of every ratio."""
     rows = 0
     for attempt in range(1, FLOOR_REPEATS + 1):
-        _checkpoint(database.admin_url)
+        checkpoint(database.admin_url)
         with _floor_table(store) as table, meter.stage(f"floor-{attempt}"):
             rows = bulk_load_floor(settings, store, table, reporter)
     attempts = sorted((meter.samples.pop(f"floor-{i}") for i in range(1, FLOOR_REPEATS + 1)),
@@ -332,7 +142,7 @@ def measure(dataset: str, input_dir: Path, meter: Meter, settings, database: Dat
             derived = pipeline.derive_stage(settings, layers)
         floor_rows, floor_seconds = measure_floor(settings, layers.control, meter, database,
                                                   reporter)
-        _give_back_memory()
+        give_back_memory()
         with meter.stage("rerun"):
             rerun = pipeline.run(settings, input_dir, reporter)
     counts = {t: c.as_dict() for t, c in sorted(refined.counts.items())}
@@ -384,57 +194,6 @@ def child_main(args: argparse.Namespace) -> None:
 
 
 # --------------------------------------------------------------------------- inputs (parent)
-
-def _synthea_input(scratch: Path) -> tuple[Path | None, str | None]:
-    """Only Patient and Observation: the other Synthea files would be filtered, not refined."""
-    missing = [name for name in SYNTHEA_FILES if not (SYNTHEA_DIR / name).is_file()]
-    if missing:
-        return None, f"Synthea files {', '.join(missing)} not found in {SYNTHEA_DIR}"
-    folder = scratch / "synthea"
-    folder.mkdir()
-    for name in SYNTHEA_FILES:
-        (folder / name).symlink_to(SYNTHEA_DIR / name)
-    return folder, None
-
-
-def _generator_fingerprint(patients: int) -> str:
-    """Changes when the generator's code or arguments change, so a stale cache is never used."""
-    source = (PROJECT_ROOT / "vitalflow" / "generate.py").read_bytes()
-    arguments = json.dumps({"patients": patients, **GENERATE_ARGS}, sort_keys=True).encode()
-    return hashlib.sha256(source + arguments).hexdigest()[:12]
-
-
-def _generated_input(size: str, data_dir: Path, console) -> Path:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from vitalflow.generate import REPORT_FILE, generate
-
-    patients = GENERATED_PATIENTS[size]
-    folder = data_dir / f"generated-{size}-{_generator_fingerprint(patients)}"
-    if (folder / REPORT_FILE).exists():  # the report is written last: the set is complete
-        console.print(f"[dim]reusing generated {size} set in {folder}[/]")
-        return folder
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
-        task = progress.add_task(f"generate {size} (not measured)", total=patients)
-        report = generate(partial, patients, **GENERATE_ARGS,
-                          progress=lambda done: progress.update(task, completed=done))
-    partial.rename(folder)
-    console.print(f"generated {report.patients:,} Patient and {report.observations:,} "
-                  f"Observation lines in {folder}")
-    return folder
-
-
-def prepare_input(size: str, data_dir: Path, scratch: Path, console
-                  ) -> tuple[str, Path | None, str | None]:
-    """(dataset name, input folder or None, reason it was skipped)."""
-    if size == "synthea":
-        folder, reason = _synthea_input(scratch)
-        return "synthea", folder, reason
-    return f"generated-{size}", _generated_input(size, data_dir, console), None
-
 
 def run_dataset(dataset: str, input_dir: Path, args: argparse.Namespace, console) -> dict:
     """Measure one dataset in a fresh interpreter, so its peak RSS is its own."""
@@ -613,51 +372,6 @@ def write_chart(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def _git_commit() -> str | None:
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT,
-                              capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def source_fingerprint() -> str:
-    """Hash of the measured code: the work tree may differ from the commit while others edit it."""
-    digest = hashlib.sha256()
-    for folder in ("vitalflow", "storage_backends"):
-        for path in sorted((PROJECT_ROOT / folder).rglob("*.py")):
-            digest.update(str(path.relative_to(PROJECT_ROOT)).encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def machine_info() -> dict:
-    import psutil
-
-    return {"cpu_count": os.cpu_count(), "memory_gib": psutil.virtual_memory().total / 2**30,
-            "platform": platform.platform(), "python": platform.python_version(),
-            "packages": {p: _version(p) for p in PACKAGES}, "git_commit": _git_commit(),
-            "source_sha256": source_fingerprint()}
-
-
-def _machine_with_source(fingerprint: str, console) -> dict:
-    """Machine facts, with the hash of the code as it was when measuring began."""
-    machine = machine_info()
-    if machine["source_sha256"] != fingerprint:
-        console.print("[yellow]vitalflow sources changed while the benchmark ran: the datasets "
-                      "may have measured different code[/]")
-        machine["source_changed_during_run"] = True
-    machine["source_sha256"] = fingerprint
-    return machine
-
-
 def write_outputs(report: dict, out: Path, console) -> None:
     out.mkdir(parents=True, exist_ok=True)
     raw = out / f"throughput-{report['timestamp']}.json"
@@ -703,15 +417,15 @@ def parent_main(args: argparse.Namespace) -> None:
                 console.print(f"[yellow]skipping {dataset}:[/] {reason}")
                 skipped[dataset] = reason
                 continue
-            if size in GENERATED_PATIENTS:
-                generated[dataset] = {"patients": GENERATED_PATIENTS[size], **GENERATE_ARGS,
+            if size != "synthea":
+                generated[dataset] = {"patients": patients_for(size), **GENERATE_ARGS,
                                       "folder": str(folder)}
             results.append(run_dataset(dataset, folder, args, console))
     report = {"timestamp": timestamp, "command": " ".join(["python -m benchmarks.throughput",
                                                             *sys.argv[1:]]),
               "arguments": {"sizes": sizes, "quick": args.quick, "profile": args.profile},
               "profiled_stage": args.profile, "generated": generated, "skipped": skipped,
-              "machine": _machine_with_source(fingerprint, console), "results": results}
+              "machine": machine_with_source(fingerprint, console), "results": results}
     print_summary(report, console)
     write_outputs(report, args.out, console)
     if any("error" in r for r in results):

@@ -218,6 +218,43 @@ def rebuild(profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = No
 
 
 @app.command()
+def bench(
+    sizes: Annotated[str | None, typer.Option(help="Comma-separated input sizes in Observations, "
+                                              "e.g. 10k,100k,1m (default: those three; 10k "
+                                              "with --quick).")] = None,
+    profiles: Annotated[str, typer.Option(help="Comma-separated storage profiles.")]
+    = "postgres,lakehouse,clickhouse,mixed",
+    quick: Annotated[bool, typer.Option(help="One floor attempt, 5 warm query runs, 4 users "
+                                        "for 5 s; 10k only unless --sizes is given.")] = False,
+    users: Annotated[int, typer.Option(min=1, help="Concurrent locust users.")] = 8,
+    seconds: Annotated[float, typer.Option(min=1, help="How long the users query.")] = 20,
+    out: Annotated[Path | None, typer.Option(help="Folder for JSON, Markdown and PNG "
+                                             "(default: benchmarks/results).")] = None,
+) -> None:
+    """Benchmark the pipeline on every storage profile and size, with floors, incremental runs,
+    query latency and concurrent readers (benchmarks/README.md)."""
+    try:
+        from benchmarks.storage_options import DEFAULT_SIZES, Options, run as run_benchmark
+    except ImportError as exc:
+        raise _fail(f"{exc}: install the bench extra (pip install -e '.[bench]', or make bench)"
+                    ) from None
+    known = load_settings().storage.profiles
+    chosen = [p.strip() for p in profiles.split(",") if p.strip()]
+    unknown = [p for p in chosen if p not in known]
+    if unknown or not chosen:
+        raise _fail(f"unknown profile(s) {', '.join(unknown) or '(none given)'}; known: "
+                    f"{', '.join(sorted(known))}")
+    size_list = ([s.strip() for s in sizes.split(",") if s.strip()] if sizes
+                 else ["10k"] if quick else list(DEFAULT_SIZES))
+    try:
+        options = Options(sizes=size_list, profiles=chosen, quick=quick, users=users,
+                          seconds=seconds, **({"out": out.resolve()} if out else {}))
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    run_benchmark(options)
+
+
+@app.command()
 def export(
     table: Annotated[str, typer.Argument(help="LAYER.TABLE, e.g. derived.patient_bmi_latest "
                                          "or raw.record.")],

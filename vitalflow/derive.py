@@ -90,7 +90,7 @@ def derive_patient_bmi(store: PostgresBackend, settings: DeriveSettings,
             conn.execute("INSERT INTO changed SELECT patient_key FROM derived.patient_bmi_latest "
                          "EXCEPT SELECT patient_key FROM changed")
         changed = conn.execute("SELECT count(*) FROM changed").fetchone()[0]
-        _compute_bmi(conn, settings)
+        compute_bmi(conn, settings)
         act_as(conn, PATIENT_BMI_LATEST, BMI_FLOW)
         written = _merge_rows(conn, PATIENT_BMI_LATEST.qualified_name, "new_bmi", _BMI_COLUMNS,
                               ["patient_key"])
@@ -133,7 +133,8 @@ def derive(store: PostgresBackend, settings: DeriveSettings, full: bool = False)
                         summary["written"], summary["deleted"], full)
 
 
-def _compute_bmi(conn: psycopg.Connection, settings: DeriveSettings) -> None:
+def compute_bmi(conn: psycopg.Connection, settings: DeriveSettings) -> None:
+    """Temp table new_bmi: the metrics of every person in temp table changed (patient_key)."""
     conn.execute(f"""
         CREATE TEMP TABLE new_bmi ON COMMIT DROP AS
         WITH weight AS (

@@ -45,7 +45,7 @@ def derive_patient_bmi_portable(layers: Layers, settings: DeriveSettings,
                                                   "value", "effective_at"],
                                     where=[("patient_key", "in", patients.column("patient_key")),
                                            ("measure", "in", _MEASURES)])
-        new = _compute_bmi(observations, patients, settings)
+        new = compute_bmi(observations, patients, settings)
         stored = derived.read(PATIENT_BMI_LATEST, where=[("patient_key", "in", changed)])
         written, deleted = _replace_changed(derived, PATIENT_BMI_LATEST, new, stored)
         set_watermark(control, target, PATIENT_BMI_LATEST.qualified_name, upto)
@@ -91,9 +91,9 @@ def _changed_patients(layers: Layers, since: int, touched: list[str]) -> pa.Arra
         changed.column("person_key").combine_chunks(), pa.array(touched, pa.string())]))
 
 
-def _compute_bmi(observations: pa.Table, patients: pa.Table,
+def compute_bmi(observations: pa.Table, patients: pa.Table,
                  settings: DeriveSettings) -> pa.Table:
-    """The SQL twin of derive._compute_bmi: per person the latest weight of any of its records,
+    """The SQL twin of derive.compute_bmi: per person the latest weight of any of its records,
     the demographics of that record, the latest height of any record within the window."""
     in_window = (f"h_at >= effective_at - to_days(CASE WHEN age_years < 18 "
                  f"THEN {settings.child_height_window_days} "

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.vitalflow/prefect
 
-.PHONY: install run test test-all serve services-down bench clean
+.PHONY: install run test test-all serve services-down bench bench-throughput microbench clean
 
 install: $(STAMP)
 
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("vitalflow needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,all]'
+	$(BIN)/pip install --quiet -e '.[test,all,bench]'
 	@touch $(STAMP)
 
 ## Run the pipeline on INPUT (default: a generated sample) against the embedded PostgreSQL.
@@ -33,10 +33,19 @@ serve: $(STAMP)
 services-down: $(STAMP)
 	$(BIN)/vitalflow services down
 
-## Throughput on the Synthea file and a generated 1M-observation set (see README).
+## Every storage profile on 10k, 100k and 1M observations (benchmarks/README.md); e.g.
+## make bench BENCH_ARGS="--quick" or BENCH_ARGS="--sizes 100k --profiles postgres,clickhouse".
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,all,bench]'
+	$(BIN)/vitalflow bench $(BENCH_ARGS)
+
+## Per-stage throughput and CPU of the PostgreSQL profile on Synthea and 1M (benchmarks/README.md).
+bench-throughput: $(STAMP)
 	$(BIN)/python -m benchmarks.throughput $(BENCH_ARGS)
+
+## Micro-benchmarks of the hot functions (benchmarks/micro/README.md); saved in benchmarks/results/micro.
+microbench: $(STAMP)
+	$(BIN)/python -m pytest benchmarks/micro --benchmark-only --benchmark-autosave \
+		--benchmark-storage=benchmarks/results/micro -q $(MICROBENCH_ARGS)
 
 clean:
 	-$(BIN)/vitalflow services down

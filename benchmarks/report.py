@@ -157,8 +157,11 @@ def _concurrency_table(results: list[dict]) -> list[str]:
                          f"| {_n(percentile(samples, 50), 1)} | {_n(percentile(samples, 95), 1)} "
                          f"| {_n(percentile(samples, 99), 1)} | {q['failures']} |")
     return lines + ["", "Each user runs patient_history three times as often as the other two. "
-                    "On chdb all users share one in-process engine; a ClickHouse server would "
-                    "serve them in parallel.", ""]
+                    "A response time runs from when the user was ready to ask (its previous "
+                    "answer) to the answer, so waiting behind other users counts. In-process "
+                    "engines (chdb, pyiceberg's reads) block the one locust process while they "
+                    "work, so their users are served one at a time; a ClickHouse server or a "
+                    "query engine over the Iceberg tables would serve them in parallel.", ""]
 
 
 # --------------------------------------------------------------------------- charts
@@ -170,6 +173,15 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(fig, ax, path: Path, ylabel: str, title: str, legend_size: int = 10) -> None:
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
 
 
 def _by_profile(results: list[dict]) -> dict[str, list[dict]]:
@@ -195,12 +207,8 @@ def chart_throughput(results: list[dict], path: Path) -> None:
         ax.bar_label(bars, labels=[f"{f['x_floor']:.1f}×" for f in values], fontsize=7)
     ax.set_xticks(range(len(sizes)), sizes)
     ax.set_yscale("log")
-    ax.set_ylabel("observations / second, end to end (log)")
-    ax.set_title("Throughput by storage profile and size (label: × floor)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, ax, path, "observations / second, end to end (log)",
+          "Throughput by storage profile and size (label: × floor)")
 
 
 def chart_growth(results: list[dict], path: Path) -> None:
@@ -217,13 +225,9 @@ def chart_growth(results: list[dict], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("observations (log)")
-    ax.set_ylabel("seconds (log)")
-    ax.set_title("Cost growth with size (dashed: the profile's floor)")
-    ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, ax, path, "seconds (log)", "Cost growth with size (dashed: the profile's floor)",
+          legend_size=7)
 
 
 def chart_incremental(results: list[dict], path: Path) -> None:
@@ -240,12 +244,8 @@ def chart_incremental(results: list[dict], path: Path) -> None:
     ax.bar_label(bars, labels=[f"{f['incremental_share']:.0%}" for f in fs], fontsize=7)
     ax.set_xticks(list(xs), labels, fontsize=7)
     ax.set_yscale("log")
-    ax.set_ylabel("seconds (log)")
-    ax.set_title("Incremental run vs. full rebuild (label: incremental / full)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, ax, path, "seconds (log)",
+          "Incremental run vs. full rebuild (label: incremental / full)")
 
 
 def chart_latency(results: list[dict], path: Path) -> None:

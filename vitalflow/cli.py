@@ -228,6 +228,9 @@ def bench(
                                         "for 5 s; 10k only unless --sizes is given.")] = False,
     users: Annotated[int, typer.Option(min=1, help="Concurrent locust users.")] = 8,
     seconds: Annotated[float, typer.Option(min=1, help="How long the users query.")] = 20,
+    repeats: Annotated[int, typer.Option(min=1, help="Floor attempts; the median counts.")] = 3,
+    warm_runs: Annotated[int, typer.Option(min=1, help="Warm runs of each query after its "
+                                           "cold one.")] = 20,
     out: Annotated[Path | None, typer.Option(help="Folder for JSON, Markdown and PNG "
                                              "(default: benchmarks/results).")] = None,
 ) -> None:
@@ -248,7 +251,8 @@ def bench(
                  else ["10k"] if quick else list(DEFAULT_SIZES))
     try:
         options = Options(sizes=size_list, profiles=chosen, quick=quick, users=users,
-                          seconds=seconds, **({"out": out.resolve()} if out else {}))
+                          seconds=seconds, repeats=repeats, warm_runs=warm_runs,
+                          **({"out": out.resolve()} if out else {}))
     except ValueError as exc:
         raise _fail(str(exc)) from None
     run_benchmark(options)

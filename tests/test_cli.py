@@ -76,3 +76,21 @@ def test_production_refuses_to_run_without_a_key(settings, tmp_path):
     assert result.returncode == 1
     assert "no pseudonymisation key" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "home" / "secrets" / "pseudonym.key").exists()
+
+
+def test_rebuild_asks_first_then_refines_every_raw_batch_again(settings, tmp_path):
+    env = {**os.environ, "VITALFLOW__DATABASE__URL": settings.database.url,
+           "VITALFLOW__PATHS__HOME": str(tmp_path / "home")}
+    vitalflow("generate", "--out", str(tmp_path / "in"), "--patients", "20", env=env)
+    first = json.loads(vitalflow("run", "--input", str(tmp_path / "in"), "--json",
+                                 env=env).stdout.strip().splitlines()[-1])
+    refused = subprocess.run([sys.executable, "-m", "vitalflow.cli", "rebuild"], env=env,
+                             input="n\n", capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 1 and "rebuild them from raw?" in refused.stdout
+    rebuilt = vitalflow("rebuild", "--yes", env=env).stdout
+    read = first["counts"]["Observation"]["read"]
+    assert "Rebuilt Observation" in rebuilt and f"{read:,}" in rebuilt
+    again = json.loads(vitalflow("run", "--input", str(tmp_path / "in"), "--json",
+                                 env=env).stdout.strip().splitlines()[-1])
+    assert again["tables"] == first["tables"]
+    assert again["bmi_categories"] == first["bmi_categories"]

@@ -81,87 +81,95 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+LEFT_COLUMNS = ("size", "profile", "query", "same result")
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]], note: str) -> list[str]:
+    """A Markdown section: heading, table (text columns left, numbers right), note."""
+    aligns = ["---" if c in LEFT_COLUMNS else "---:" for c in columns]
+    return [f"## {title}", "", f"| {' | '.join(columns)} |", f"|{'|'.join(aligns)}|",
+            *(f"| {' | '.join(cells)} |" for cells in rows), "", note, ""]
+
+
 def _throughput_table(results: list[dict]) -> list[str]:
-    lines = ["## End to end (ingest + refine + derive, from empty)", "",
-             "| size | profile | observations | seconds | obs/s | × floor | floor s (load + "
-             "derive) | peak RSS MiB | raw MiB | refined MiB | derived MiB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = []
     for r in _ok(results):
-        f = figures(r)
-        lines.append(
-            f"| {r['size']} | {r['profile']} | {f['observations']:,} | {f['end_to_end_s']:.2f} "
-            f"| {f['obs_per_s']:,.0f} | **{f['x_floor']:.2f}×** | {f['floor_load_s']:.2f} + "
-            f"{f['floor_derive_s']:.2f} | {f['peak_rss_mib']:,.0f} "
-            f"| {f['storage_mib']['raw']:,.1f} | {f['storage_mib']['refined']:,.1f} "
-            f"| {f['storage_mib']['derived']:,.2f} |")
-    return lines + ["", "Peak RSS is the pipeline process's (ClickHouse on chdb runs inside it; "
-                    "PostgreSQL and the object store do not). Storage counts every table of the "
-                    "layer, with indexes (PostgreSQL), active parts (ClickHouse) and files kept "
-                    "for time travel (Iceberg).", ""]
+        f, mib = figures(r), figures(r)["storage_mib"]
+        rows.append([r["size"], r["profile"], f"{f['observations']:,}",
+                     f"{f['end_to_end_s']:.2f}", f"{f['obs_per_s']:,.0f}",
+                     f"**{f['x_floor']:.2f}×**",
+                     f"{f['floor_load_s']:.2f} + {f['floor_derive_s']:.2f}",
+                     f"{f['peak_rss_mib']:,.0f}", f"{mib['raw']:,.1f}", f"{mib['refined']:,.1f}",
+                     f"{mib['derived']:,.2f}"])
+    return _table("End to end (ingest + refine + derive, from empty)",
+                  ["size", "profile", "observations", "seconds", "obs/s", "× floor",
+                   "floor s (load + derive)", "peak RSS MiB", "raw MiB", "refined MiB",
+                   "derived MiB"], rows,
+                  "Peak RSS is the pipeline process's (ClickHouse on chdb runs inside it; "
+                  "PostgreSQL and the object store do not). Storage counts every table of the "
+                  "layer, with indexes (PostgreSQL), active parts (ClickHouse) and files kept "
+                  "for time travel (Iceberg).")
 
 
 def _stage_table(results: list[dict]) -> list[str]:
-    lines = ["## Per stage", "",
-             "| size | profile | ingest obs/s | refine obs/s | derive obs/s | refine × load "
-             "floor | derive × derive floor |", "|---|---|---:|---:|---:|---:|---:|"]
+    rows = []
     for r in _ok(results):
         f = figures(r)
         rates = f["stage_obs_per_s"]
-        lines.append(f"| {r['size']} | {r['profile']} | {rates['ingest']:,.0f} "
-                     f"| {rates['refine']:,.0f} | {rates['derive']:,.0f} "
-                     f"| {f['refine_x_load_floor']:.2f}× | {f['derive_x_derive_floor']:.2f}× |")
-    return lines + [""]
+        rows.append([r["size"], r["profile"], *(f"{rates[s]:,.0f}" for s in STAGES),
+                     f"{f['refine_x_load_floor']:.2f}×", f"{f['derive_x_derive_floor']:.2f}×"])
+    return _table("Per stage", ["size", "profile", "ingest obs/s", "refine obs/s",
+                                "derive obs/s", "refine × load floor", "derive × derive floor"],
+                  rows, "Refine is divided by the load floor, derive by the derive floor.")
 
 
 def _incremental_table(results: list[dict]) -> list[str]:
-    lines = ["## Incremental run with 1% changed Observations vs. full rebuild from raw", "",
-             "| size | profile | changed | incremental s | × floor | full rebuild s | × floor "
-             "| incremental / full | same result |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    rows = []
     for r in _ok(results):
         f = figures(r)
-        lines.append(f"| {r['size']} | {r['profile']} | {f['changed']:,} "
-                     f"| {f['incremental_s']:.2f} | {f['incremental_x_floor']:.2f}× "
-                     f"| {f['full_rebuild_s']:.2f} | {f['full_rebuild_x_floor']:.2f}× "
-                     f"| {f['incremental_share']:.1%} "
-                     f"| {'yes' if f['equal_to_full'] else '**no**'} |")
-    return lines + ["", "Incremental: ingest the change file, refine it, derive the changed "
-                    "persons. Full rebuild: empty refined and derived, refine every raw batch "
-                    "again, derive every person (`vitalflow rebuild`). Same result: the derived "
-                    "tables are equal row for row afterwards.", ""]
+        rows.append([r["size"], r["profile"], f"{f['changed']:,}", f"{f['incremental_s']:.2f}",
+                     f"{f['incremental_x_floor']:.2f}×", f"{f['full_rebuild_s']:.2f}",
+                     f"{f['full_rebuild_x_floor']:.2f}×", f"{f['incremental_share']:.1%}",
+                     "yes" if f["equal_to_full"] else "**no**"])
+    return _table("Incremental run with 1% changed Observations vs. full rebuild from raw",
+                  ["size", "profile", "changed", "incremental s", "× floor", "full rebuild s",
+                   "× floor", "incremental / full", "same result"], rows,
+                  "Incremental: ingest the change file, refine it, derive the changed persons. "
+                  "Full rebuild: empty refined and derived, refine every raw batch again, derive "
+                  "every person (`vitalflow rebuild`). Same result: the derived tables are equal "
+                  "row for row afterwards.")
+
+
+def _ms(samples: list[float], q: float) -> str:
+    return _n(percentile(samples, q), 1)
 
 
 def _query_table(results: list[dict]) -> list[str]:
-    lines = ["## Analytical queries, one at a time", "",
-             "| size | profile | query | rows | cold ms | warm p50 ms | warm p95 ms |",
-             "|---|---|---|---:|---:|---:|---:|"]
-    for r in _ok(results):
-        for name, q in r["queries"].items():
-            lines.append(f"| {r['size']} | {r['profile']} | {name} | {q['rows']:,} "
-                         f"| {q['cold_ms']:,.1f} | {_n(percentile(q['warm_ms'], 50), 1)} "
-                         f"| {_n(percentile(q['warm_ms'], 95), 1)} |")
-    return lines + ["", "Cold: the query's first run in a new process right after PostgreSQL "
-                    "restarted (the OS page cache is not dropped). Warm: the runs after it.", ""]
+    rows = [[r["size"], r["profile"], name, f"{q['rows']:,}", f"{q['cold_ms']:,.1f}",
+             _ms(q["warm_ms"], 50), _ms(q["warm_ms"], 95)]
+            for r in _ok(results) for name, q in r["queries"].items()]
+    return _table("Analytical queries, one at a time",
+                  ["size", "profile", "query", "rows", "cold ms", "warm p50 ms", "warm p95 ms"],
+                  rows, "Cold: the query's first run in a new process right after PostgreSQL "
+                  "restarted (the OS page cache is not dropped). Warm: the runs after it.")
 
 
 def _concurrency_table(results: list[dict]) -> list[str]:
     ok = _ok(results)
     users = ok[0]["concurrency"]["users"] if ok else 0
     seconds = ok[0]["concurrency"]["seconds"] if ok else 0
-    lines = [f"## Concurrent readers ({users} locust users, {seconds:g} s, no think time)", "",
-             "| size | profile | query | requests/s | p50 ms | p95 ms | p99 ms | errors |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
-    for r in ok:
-        for name, q in r["concurrency"]["queries"].items():
-            samples = q["samples_ms"]
-            lines.append(f"| {r['size']} | {r['profile']} | {name} | {q['rps']:,.1f} "
-                         f"| {_n(percentile(samples, 50), 1)} | {_n(percentile(samples, 95), 1)} "
-                         f"| {_n(percentile(samples, 99), 1)} | {q['failures']} |")
-    return lines + ["", "Each user runs patient_history three times as often as the other two. "
-                    "A response time runs from when the user was ready to ask (its previous "
-                    "answer) to the answer, so waiting behind other users counts. In-process "
-                    "engines (chdb, pyiceberg's reads) block the one locust process while they "
-                    "work, so their users are served one at a time; a ClickHouse server or a "
-                    "query engine over the Iceberg tables would serve them in parallel.", ""]
+    rows = [[r["size"], r["profile"], name, f"{q['rps']:,.1f}", _ms(q["samples_ms"], 50),
+             _ms(q["samples_ms"], 95), _ms(q["samples_ms"], 99), str(q["failures"])]
+            for r in ok for name, q in r["concurrency"]["queries"].items()]
+    return _table(f"Concurrent readers ({users} locust users, {seconds:g} s, no think time)",
+                  ["size", "profile", "query", "requests/s", "p50 ms", "p95 ms", "p99 ms",
+                   "errors"], rows,
+                  "Each user runs patient_history three times as often as the other two. A "
+                  "response time runs from when the user was ready to ask (its previous answer) "
+                  "to the answer, so waiting behind other users counts. In-process engines "
+                  "(chdb, pyiceberg's reads) block the one locust process while they work, so "
+                  "their users are served one at a time; a ClickHouse server or a query engine "
+                  "over the Iceberg tables would serve them in parallel.")
 
 
 # --------------------------------------------------------------------------- charts

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 def postmaster_pid(pgdata: Path) -> int | None:
@@ -20,7 +21,6 @@ def postmaster_pid(pgdata: Path) -> int | None:
 def scratch_database(url: str) -> Iterator[str]:
     """A new, empty database on an external server: the benchmark must start from nothing."""
     import psycopg
-    from psycopg.conninfo import make_conninfo
 
     name = f"vitalflow_bench_{uuid.uuid4().hex[:8]}"
     try:
@@ -30,10 +30,20 @@ def scratch_database(url: str) -> Iterator[str]:
         raise SystemExit(f"VITALFLOW__DATABASE__URL is set, but its role cannot create the empty "
                          f"scratch database the benchmark needs: {exc}") from None
     try:
-        yield make_conninfo(url, dbname=name)
+        yield _with_database(url, name)
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same server and credentials, another database; a URL stays a URL (the Iceberg
+    catalog URL is built from it), a key=value string stays one."""
+    from psycopg.conninfo import make_conninfo
+
+    if "://" not in url:
+        return make_conninfo(url, dbname=name)
+    return urlsplit(url)._replace(path=f"/{name}").geturl()
 
 
 def checkpoint(admin_url: str) -> None:

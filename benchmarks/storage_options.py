@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,6 @@ from benchmarks.machine import PROJECT_ROOT, machine_with_source, source_fingerp
 DEFAULT_OUT = PROJECT_ROOT / "benchmarks" / "results"
 DEFAULT_PROFILES = ("postgres", "lakehouse", "clickhouse", "mixed")
 DEFAULT_SIZES = ("10k", "100k", "1m")
-PIPELINE_STAGES = ("ingest", "refine", "derive")
 
 
 @dataclass
@@ -180,8 +180,8 @@ def child_main(kind: str, case_file: str) -> None:
 
 # --------------------------------------------------------------------------- one case (parent)
 
-def _run_child(command: list[str], env: dict | None = None) -> dict:
-    done = subprocess.run(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True, env=env)
+def _run_child(command: list[str]) -> dict:
+    done = subprocess.run(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"{' '.join(command[2:4])} exited with {done.returncode}")
@@ -201,7 +201,7 @@ class Services:
         self.overrides: dict = {"paths": {"home": str(work / "home")},
                                 "s3": {"embedded_port": free_port()},
                                 "database": {"embedded_port": free_port()}}
-        self._scratch = None
+        self._scratch = ExitStack()  # drops the scratch database on an external server
 
     def settings(self):
         from vitalflow.config import load_settings
@@ -213,8 +213,8 @@ class Services:
         from vitalflow.storage import embedded_object_store, embedded_postgres
 
         if self.external:
-            self._scratch = scratch_database(self.external)
-            self.overrides["database"]["url"] = self._scratch.__enter__()
+            self.overrides["database"]["url"] = self._scratch.enter_context(
+                scratch_database(self.external))
         else:
             embedded_postgres(self.settings()).up()
         settings = self.settings()
@@ -238,8 +238,8 @@ class Services:
 
         settings = self.settings()
         embedded_object_store(settings).down()
-        if self._scratch is not None:
-            self._scratch.__exit__(None, None, None)
+        if self.external:
+            self._scratch.close()
         else:
             embedded_postgres(settings).down()
 

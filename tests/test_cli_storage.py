@@ -72,3 +72,14 @@ def test_backend_down_names_the_service_and_how_to_start_it(lakehouse_env, tmp_p
     assert result.returncode == 1
     assert "ClickHouse" in result.stderr and "not reachable" in result.stderr
     assert "pw-never-shown" not in result.stderr + result.stdout
+
+
+def test_iceberg_catalog_needs_the_control_database_as_a_url(tmp_path):
+    from vitalflow.config import load_settings
+    from vitalflow.storage import engine_url
+
+    settings = load_settings(paths={"home": tmp_path})
+    with pytest.raises(ValueError, match="give it as a URL"):
+        engine_url(settings, "iceberg", "host=127.0.0.1 dbname=vitalflow")
+    assert engine_url(settings, "iceberg", "postgresql://u@h/db").startswith(
+        "iceberg+postgresql://u@h/db?warehouse=")

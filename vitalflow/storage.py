@@ -81,6 +81,10 @@ def engine_url(settings: Settings, engine: str, control: str) -> str:
     if engine == "iceberg":
         if settings.iceberg.catalog_url:
             return settings.iceberg.catalog_url
+        if "://" not in control:
+            raise ValueError("the Iceberg catalog lives in the control database, whose "
+                             "database.url is a key=value string: give it as a URL "
+                             "(postgresql://user@host:5432/db) or set iceberg.catalog_url")
         warehouse = settings.iceberg.warehouse or f"s3://{settings.s3.bucket}/warehouse"
         separator = "&" if urlsplit(control).query else "?"
         return f"iceberg+{control}{separator}{urlencode({'warehouse': warehouse})}"

@@ -94,7 +94,8 @@ def _table(title: str, columns: list[str], rows: list[list[str]], note: str) -> 
 def _throughput_table(results: list[dict]) -> list[str]:
     rows = []
     for r in _ok(results):
-        f, mib = figures(r), figures(r)["storage_mib"]
+        f = figures(r)
+        mib = f["storage_mib"]
         rows.append([r["size"], r["profile"], f"{f['observations']:,}",
                      f"{f['end_to_end_s']:.2f}", f"{f['obs_per_s']:,.0f}",
                      f"**{f['x_floor']:.2f}×**",

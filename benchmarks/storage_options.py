@@ -299,7 +299,7 @@ def run(options: Options) -> Path:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from benchmarks.inputs import prepare_input
+    from benchmarks.inputs import generated_input
     from benchmarks.report import print_summary, write_report
 
     console = Console(stderr=True)
@@ -307,8 +307,7 @@ def run(options: Options) -> Path:
     os.environ.setdefault("VITALFLOW_PSEUDONYM_KEY", secrets.token_hex(32))
     timestamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     fingerprint = source_fingerprint()
-    inputs = {size: prepare_input(size, options.data_dir, options.data_dir, console)[1]
-              for size in options.sizes}
+    inputs = {size: generated_input(size, options.data_dir, console) for size in options.sizes}
     cases = [(p, s) for s in options.sizes for p in options.profiles]
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -22,15 +22,20 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("VITALFLOW_PSEUDONYM_KEY", "vitalflow-test-key-" + "0" * 40)
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> EmbeddedPostgres:
-    # Not under pytest's basetemp: another pytest session may prune it while this server runs.
-    root = Path(tempfile.mkdtemp(prefix="vitalflow-test-pg-"))
-    server = EmbeddedPostgres(root, free_port())
+def _session_service(service_class, prefix: str):
+    """A service in its own temporary folder on a free port, up for the whole session. Not
+    under pytest's basetemp: another pytest session may prune it while the service runs."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    server = service_class(root, free_port())
     server.up()
     yield server
     server.down()
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> EmbeddedPostgres:
+    yield from _session_service(EmbeddedPostgres, "vitalflow-test-pg-")
 
 
 @pytest.fixture
@@ -71,9 +76,4 @@ def s3_server():
     """The embedded S3 object store (SeaweedFS) on free loopback ports, for the whole session."""
     from vitalflow.object_store import SeaweedFS
 
-    root = Path(tempfile.mkdtemp(prefix="vitalflow-test-s3-"))
-    server = SeaweedFS(root, free_port())
-    server.up()
-    yield server
-    server.down()
-    shutil.rmtree(root, ignore_errors=True)
+    yield from _session_service(SeaweedFS, "vitalflow-test-s3-")

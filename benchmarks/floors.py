@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from vitalflow.config import Settings
-from vitalflow.derive import age_band_sql
+from vitalflow.derive.sql import age_band_sql
 from vitalflow.storage import Layers
 from vitalflow.tables import OBSERVATION, PATIENT, Column, Table
 
@@ -69,28 +69,12 @@ def derive_floor(layers: Layers, settings: Settings) -> tuple[float, int]:
     """(seconds, persons): the metrics of every person and their age-band summary, computed as
     derive computes them but with no change detection, no comparison and no writes."""
     started = time.perf_counter()
-    persons = (_derive_floor_sql(layers, settings) if layers.all_in_control
-               else _derive_floor_portable(layers, settings))
+    persons = _derive_floor(layers, settings)
     return time.perf_counter() - started, persons
 
 
-def _derive_floor_sql(layers: Layers, settings: Settings) -> int:
-    from vitalflow.derive import compute_bmi
-
-    with layers.control.connect() as conn:
-        conn.execute("CREATE TEMP TABLE changed ON COMMIT DROP AS "
-                     "SELECT DISTINCT person_key AS patient_key FROM refined.patient")
-        compute_bmi(conn, settings.derive)
-        conn.execute(f"""
-            SELECT {age_band_sql('age_years', settings.derive.age_bands)}, sex, weight_category,
-                   count(*), avg(bmi) FROM new_bmi GROUP BY 1, 2, 3""").fetchall()
-        persons = conn.execute("SELECT count(*) FROM new_bmi").fetchone()[0]
-        conn.rollback()
-    return persons
-
-
-def _derive_floor_portable(layers: Layers, settings: Settings) -> int:
-    from vitalflow.derive_portable import compute_bmi
+def _derive_floor(layers: Layers, settings: Settings) -> int:
+    from vitalflow.derive.run import compute_bmi
 
     patients = layers.refined.read(PATIENT, ["patient_key", "person_key", "gender", "birth_date"])
     observations = layers.refined.read(

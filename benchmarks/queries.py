@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from vitalflow.config import Settings
-from vitalflow.derive import age_band_sql
+from vitalflow.derive.sql import age_band_sql
 from vitalflow.storage import Layers
 from vitalflow.tables import OBSERVATION, PATIENT, PATIENT_BMI_LATEST
 

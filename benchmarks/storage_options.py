@@ -62,7 +62,7 @@ def pipeline_child(case: dict, options: dict) -> dict:
     from benchmarks.queries import choose_parameters
     from vitalflow import pipeline
     from vitalflow.progress import RichReporter
-    from vitalflow.rebuild import rebuild
+    from vitalflow.pipeline import rebuild
     from vitalflow.storage import open_layers
 
     settings = _child_settings(case)
@@ -115,12 +115,11 @@ def pipeline_child(case: dict, options: dict) -> dict:
 
 
 def _storage_bytes(layers) -> dict[str, int]:
-    from vitalflow.database import OBSERVATION_PENDING
     from vitalflow.tables import DERIVED_TABLES, REFINED_TABLES
 
     return {"raw": layers.raw.storage_bytes(),
             "refined": sum(layers.refined.storage_bytes(t)
-                           for t in REFINED_TABLES + (OBSERVATION_PENDING,)),
+                           for t in REFINED_TABLES),
             "derived": sum(layers.derived.storage_bytes(t) for t in DERIVED_TABLES)}
 
 

@@ -80,9 +80,9 @@ def bulk_load_floor(settings, store, table: str, reporter) -> int:
     """Read the raw Parquet batches and COPY only their raw_json, in one transaction."""
     import pyarrow as pa
 
-    from vitalflow.raw import RawStore
+    from vitalflow.ingest.parquet import ParquetRawStore
 
-    raw = RawStore(settings.paths.raw)
+    raw = ParquetRawStore(settings.paths.raw)
     batches = raw.manifest()
     rows = 0
     with store.connect() as conn, reporter.step("floor: COPY raw_json",
@@ -104,7 +104,7 @@ def _redacted_settings(settings) -> dict:
 
 
 def _input_files(input_dir: Path) -> dict[str, int]:
-    from vitalflow.raw import discover_inputs
+    from vitalflow.ingest.parquet import discover_inputs
 
     return {p.name: p.stat().st_size for p in discover_inputs(input_dir)}
 

@@ -10,10 +10,10 @@ from prefect.cache_policies import NONE
 from prefect.tasks import exponential_backoff
 
 from storage_backends.base import BackendUnavailable
-from vitalflow import pipeline
 from vitalflow.config import load_settings
-from vitalflow.derive import BMI_FLOW, SUMMARY_FLOW
-from vitalflow.storage import open_layers
+from vitalflow.derive.run import derive_age_band_summary, derive_patient_bmi
+from vitalflow.derive.sql import BMI_FLOW, SUMMARY_FLOW
+from vitalflow.pipeline import PipelineRun
 from vitalflow.terminology.client import TerminologyUnavailable
 
 TRANSIENT = (BackendUnavailable, TerminologyUnavailable, psycopg.OperationalError,
@@ -36,44 +36,47 @@ _retrying = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_fa
              "cache_policy": NONE}
 
 
-ingest_task = task(pipeline.ingest, name="ingest", **_retrying)
-refine_task = task(pipeline.refine_stage, name="refine", **_retrying)
-open_layers_task = task(open_layers, name="open_storage", **_retrying)
-patient_bmi_task = task(pipeline.patient_bmi_stage, name="derive_patient_bmi", **_retrying)
-age_band_summary_task = task(pipeline.age_band_summary_stage, name="derive_age_band_summary",
-                             **_retrying)
+ingest_task = task(PipelineRun.ingest, name="ingest", **_retrying)
+refine_task = task(PipelineRun.refine, name="refine", **_retrying)
+
+
+@task(name=BMI_FLOW, **_retrying)
+def patient_bmi_task(run: PipelineRun, full: bool = False) -> dict:
+    return derive_patient_bmi(run.layers, run.settings.derive, full)
+
+
+@task(name=SUMMARY_FLOW, **_retrying)
+def age_band_summary_task(run: PipelineRun) -> dict:
+    return derive_age_band_summary(run.layers, run.settings.derive)
 
 
 @flow(name=BMI_FLOW)
 def derive_patient_bmi_flow(profile: str | None = None, full: bool = False) -> dict:
     """Owner of derived.patient_bmi_latest."""
-    settings = load_settings()
-    return patient_bmi_task(settings, open_layers_task(settings, profile), full)
+    with PipelineRun(load_settings(), profile) as run:
+        return patient_bmi_task(run, full)
 
 
 @flow(name=SUMMARY_FLOW)
 def derive_age_band_summary_flow(profile: str | None = None) -> dict:
     """Owner of derived.age_band_summary."""
-    settings = load_settings()
-    return age_band_summary_task(settings, open_layers_task(settings, profile))
+    with PipelineRun(load_settings(), profile) as run:
+        return age_band_summary_task(run)
 
 
 @flow(name="vitalflow-pipeline", log_prints=True)
 def vitalflow_pipeline(input_path: str, profile: str | None = None,
                        full_derive: bool = False) -> dict:
-    """Ingest the files under input_path, refine new batches, update the derived tables."""
-    settings = load_settings()
-    layers = open_layers_task(settings, profile)
-    run_id = pipeline.new_run_id()
-    pipeline.record_run(layers, run_id, "running")
-    ingested = ingest_task(settings, layers, Path(input_path))
-    refined = refine_task(settings, layers, run_id)
-    bmi = derive_patient_bmi_flow(layers.profile, full_derive)
-    summary = derive_age_band_summary_flow(layers.profile)
-    counts = {t: c.as_dict() for t, c in refined.counts.items()}
-    pipeline.record_run(layers, run_id, "succeeded", counts)
+    """Ingest the files under input_path, refine new batches, update the derived tables: one
+    PipelineRun (storage opened once, the run recorded as running, succeeded or failed)."""
+    with PipelineRun(load_settings(), profile) as run:
+        ingested = ingest_task(run, Path(input_path))
+        refine_task(run)
+        bmi = patient_bmi_task(run, full_derive)
+        summary = age_band_summary_task(run)
+    counts = run.counts()
     read = sum(c["read"] for c in counts.values())
-    print(f"run {run_id} ({layers.profile}): {ingested.new_batches} new batches, {read} "
+    print(f"run {run.run_id} ({run.layers.profile}): {ingested.new_batches} new batches, {read} "
           f"records read; derived {bmi['written']} BMI rows, {summary['written']} summary rows")
-    return {"run_id": run_id, "counts": counts, "patient_bmi_latest": bmi,
+    return {"run_id": run.run_id, "counts": counts, "patient_bmi_latest": bmi,
             "age_band_summary": summary}

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vitalflow.tables import Table
+from storage_backends.schema import Table
 
 log = logging.getLogger("vitalflow.storage")
 

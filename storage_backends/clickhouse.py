@@ -19,7 +19,7 @@ from clickhouse_connect.driver.exceptions import OperationalError
 
 from storage_backends.base import Backend, BackendUnavailable, Capabilities, Filter, redact
 from storage_backends.sql import create_table, where_clause
-from vitalflow.tables import Column, Table
+from storage_backends.schema import Column, Table
 
 PASSWORD_ENV = "VITALFLOW_CLICKHOUSE_PASSWORD"
 # Bookkeeping columns, never returned: ReplacingMergeTree keeps the row with the highest version

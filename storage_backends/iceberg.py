@@ -24,7 +24,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from storage_backends.base import (Backend, BackendUnavailable, Capabilities, Filter, Snapshot,
                                    redact)
-from vitalflow.tables import Table
+from storage_backends.schema import Table
 
 # Logical type -> Iceberg type; timestamps are microseconds in UTC (timestamptz).
 ICEBERG_TYPES = {

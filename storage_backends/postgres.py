@@ -13,7 +13,10 @@ import pyarrow.csv as pacsv
 
 from storage_backends.base import Backend, BackendUnavailable, Capabilities, Filter, redact
 from storage_backends.sql import comment_statements, create_table, where_clause
-from vitalflow.tables import Table
+from storage_backends.schema import Index, Table
+
+BULK_LOAD_ROWS = 100_000  # appends this large into an empty table rebuild the indexes once
+ANALYZE_ROWS = 10_000  # writes this large refresh the table's planner statistics
 
 
 class PostgresBackend(Backend):
@@ -28,7 +31,12 @@ class PostgresBackend(Backend):
 
     @contextmanager
     def connect(self, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-        """A new connection, committed when the block ends without error."""
+        """A new connection, committed when the block ends without error. Inside transaction()
+        it is the transaction's own connection, so the caller's writes (a ledger, say) commit
+        or roll back with the rows."""
+        if self._conn is not None and not autocommit:
+            yield self._conn
+            return
         try:
             conn = psycopg.connect(self.url, autocommit=autocommit, connect_timeout=10)
         except psycopg.OperationalError as exc:
@@ -66,6 +74,8 @@ class PostgresBackend(Backend):
             conn.execute(create_table(table))
             for statement in comment_statements(table):
                 conn.execute(statement)
+            for index in table.indexes:
+                conn.execute(_create_index(table, index))
 
     @staticmethod
     def copy_arrow(conn: psycopg.Connection, target: str, data: pa.Table) -> int:
@@ -92,7 +102,21 @@ class PostgresBackend(Backend):
 
     def _append(self, table: Table, data: pa.Table) -> None:
         with self._connection() as conn:
-            self.copy_arrow(conn, table.qualified_name, data)
+            if data.num_rows >= BULK_LOAD_ROWS and not conn.execute(
+                    f"SELECT EXISTS (SELECT 1 FROM {table.qualified_name})").fetchone()[0]:
+                # Into an empty table, building the key and indexes once afterwards costs a
+                # fraction of maintaining them row by row.
+                conn.execute(f"ALTER TABLE {table.qualified_name} DROP CONSTRAINT {table.name}_pkey")
+                for index in table.indexes:
+                    conn.execute(f"DROP INDEX {table.layer}.{index.name(table.name)}")
+                self.copy_arrow(conn, table.qualified_name, data)
+                conn.execute(f"ALTER TABLE {table.qualified_name} ADD CONSTRAINT {table.name}_pkey "
+                             f"PRIMARY KEY ({', '.join(table.primary_key)})")
+                for index in table.indexes:
+                    conn.execute(_create_index(table, index))
+            else:
+                self.copy_arrow(conn, table.qualified_name, data)
+            self._analyze_after(conn, table, data.num_rows)
 
     def _upsert(self, table: Table, data: pa.Table) -> None:
         names = ", ".join(table.column_names)
@@ -105,6 +129,7 @@ class PostgresBackend(Backend):
             conn.execute(f"INSERT INTO {table.qualified_name} ({names}) SELECT {names} "
                          f"FROM {stage} ON CONFLICT ({keys}) DO {action}")
             conn.execute(f"DROP TABLE {stage}")
+            self._analyze_after(conn, table, data.num_rows)
 
     def _delete(self, table: Table, keys: pa.Table) -> None:
         match = " AND ".join(f"t.{k} = s.{k}" for k in table.primary_key)
@@ -160,6 +185,13 @@ class PostgresBackend(Backend):
         with self._connection() as conn:
             conn.execute(f"DROP TABLE IF EXISTS {table.qualified_name}")
 
+    @staticmethod
+    def _analyze_after(conn: psycopg.Connection, table: Table, rows: int) -> None:
+        """Fresh statistics after a large write: the planner otherwise keeps the plans of a
+        small table (sequential scans) for the per-key reads that follow."""
+        if rows >= ANALYZE_ROWS:
+            conn.execute(f"ANALYZE {table.qualified_name}")
+
     def _stage(self, conn: psycopg.Connection, table: Table, data: pa.Table) -> str:
         """A temporary table with data's columns, typed like the target's."""
         stage = f"stage_{table.layer}_{table.name}"
@@ -167,6 +199,11 @@ class PostgresBackend(Backend):
                      f"FROM {table.qualified_name} WITH NO DATA")
         self.copy_arrow(conn, stage, data)
         return stage
+
+
+def _create_index(table: Table, index: Index) -> str:
+    return (f"CREATE INDEX IF NOT EXISTS {index.name(table.name)} ON {table.qualified_name} "
+            f"USING {index.method} ({', '.join(index.columns)})")
 
 
 def _as_text(table: Table, column: str) -> str:

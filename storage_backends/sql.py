@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from storage_backends.base import Filter
-from vitalflow.tables import Table
+from storage_backends.schema import Table
 
 
 def create_table(table: Table, qualified_name: str | None = None,

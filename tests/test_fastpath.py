@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import SYNTHEA
 from vitalflow.catalog import MEASURES
-from vitalflow.fastpath import FastPath
-from vitalflow.fhir_rules import Rejected, standardise_observation, standardise_patient
+from vitalflow.refine.fastpath import FastPath
+from vitalflow.refine.rules import Rejected, standardise_observation, standardise_patient
 from vitalflow.generate import generate
 
 SCOPE = dict(MEASURES)

@@ -142,20 +142,21 @@ def test_orphans_wait_in_quarantine_until_their_patient_arrives(settings, tmp_pa
     assert row[1:] == ("normal", 31)
 
 
-@pytest.mark.parametrize("crash_in", ["_finish", "chunk"])
+@pytest.mark.parametrize("crash_in", ["_promote", "add"])
 def test_crash_before_commit_leaves_nothing_and_rerun_matches_clean_run(
         settings, generated, monkeypatch, tmp_path, pg_server, crash_in):
     source, _ = generated
-    import vitalflow.refine as refine_module
+    from vitalflow.refine.merge import Merge, Staged
 
     settings.ingest.batch_rows = 500  # several chunks, so a crash can come between them
-    owner = refine_module._ChunkMerge if crash_in == "chunk" else refine_module
+    # After every row is written (Merge._promote), or between two chunks (Staged.add).
+    owner = Staged if crash_in == "add" else Merge
     real = getattr(owner, crash_in)
     calls = []
 
     def crash(*args):
         calls.append(1)
-        if len(calls) == 2 or crash_in == "_finish":
+        if len(calls) == 2 or crash_in == "_promote":
             raise ConnectionResetError("simulated crash before commit")
         return real(*args)
 
@@ -226,7 +227,7 @@ def test_bad_inputs_never_crash_the_run(settings, tmp_path):
 
 
 def test_sql_metrics_match_the_python_definitions(settings, generated):
-    from vitalflow.metrics import bmi, summarise_age_bands, weight_category
+    from vitalflow.derive.metrics import bmi, summarise_age_bands, weight_category
 
     pipeline.run(settings, generated[0])
     with psycopg.connect(settings.database.url) as conn:

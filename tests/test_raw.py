@@ -20,8 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from vitalflow.config import IngestSettings, RefineSettings
-from vitalflow.raw import IngestError, RawStore, discover_inputs, resource_type_hint
-from vitalflow.standardise import StandardisedBatch, Standardiser
+from vitalflow.ingest import IngestError
+from vitalflow.ingest.parquet import ParquetRawStore, discover_inputs, resource_type_hint
+from vitalflow.refine.standardise import StandardisedBatch, Standardiser
 
 PATIENT = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1980-05-01"}
 WEIGHT = {"resourceType": "Observation", "id": "o1", "status": "final",
@@ -43,11 +44,11 @@ def _standardiser() -> Standardiser:
                         IngestSettings().max_record_bytes)
 
 
-def _records(store: RawStore, batch_id: str) -> list[dict]:
+def _records(store: ParquetRawStore, batch_id: str) -> list[dict]:
     return [row for part in store.read(batch_id) for row in part.to_pylist()]
 
 
-def _standardise(store: RawStore, batch_id: str) -> list[StandardisedBatch]:
+def _standardise(store: ParquetRawStore, batch_id: str) -> list[StandardisedBatch]:
     batch = next(b for b in store.manifest() if b.batch_id == batch_id)
     standardiser = _standardiser()
     return [standardiser.run(part, batch.resource_type_hint) for part in store.read(batch_id)]
@@ -71,7 +72,7 @@ def test_ndjson_ingest_keeps_lines_untouched_with_deterministic_ids(tmp_path, co
                     gzip.compress(content, mtime=0) if compress else content)
     before = datetime.now(UTC)
 
-    result = RawStore(tmp_path / "raw").ingest(source)
+    result = ParquetRawStore(tmp_path / "raw").ingest(source)
 
     batch = result.batch
     sha = hashlib.sha256(source.read_bytes()).hexdigest()
@@ -88,7 +89,7 @@ def test_ndjson_ingest_keeps_lines_untouched_with_deterministic_ids(tmp_path, co
     manifest = json.loads((tmp_path / "raw" / "manifest" / f"{batch.batch_id}.json").read_text())
     assert manifest == asdict(batch)
 
-    rows = _records(RawStore(tmp_path / "raw"), batch.batch_id)
+    rows = _records(ParquetRawStore(tmp_path / "raw"), batch.batch_id)
     assert [r["raw_json"] for r in rows] == LINES
     assert [r["record_number"] for r in rows] == [1, 2, 3]
     assert [r["raw_record_id"] for r in rows] == [f"{batch.batch_id}-{n}" for n in (1, 2, 3)]
@@ -96,7 +97,7 @@ def test_ndjson_ingest_keeps_lines_untouched_with_deterministic_ids(tmp_path, co
     assert {r["source_uri"] for r in rows} == {source.resolve().as_uri()}
     assert all(r["raw_bytes"] is None for r in rows)
     # No min/max of record text in the footer: useless, costly for huge records, and PII.
-    columns = pq.ParquetFile(RawStore(tmp_path / "raw").batch_path(batch.batch_id)).metadata \
+    columns = pq.ParquetFile(ParquetRawStore(tmp_path / "raw").batch_path(batch.batch_id)).metadata \
         .row_group(0).to_dict()["columns"]
     assert {c["path_in_schema"]: c["statistics"] is None for c in columns} == {
         "raw_record_id": False, "batch_id": False, "source_uri": False, "record_number": False,
@@ -106,7 +107,7 @@ def test_ndjson_ingest_keeps_lines_untouched_with_deterministic_ids(tmp_path, co
     copy = tmp_path / "elsewhere" / ("copy.ndjson.gz" if compress else "copy.ndjson")
     copy.parent.mkdir()
     shutil.copyfile(source, copy)
-    other_store = RawStore(tmp_path / "raw2")
+    other_store = ParquetRawStore(tmp_path / "raw2")
     other = other_store.ingest(copy).batch
     assert other.batch_id == batch.batch_id
     other_rows = _records(other_store, other.batch_id)
@@ -118,7 +119,7 @@ def test_ndjson_ingest_keeps_lines_untouched_with_deterministic_ids(tmp_path, co
 def test_reingest_is_a_no_op_and_batches_are_read_only(tmp_path):
     source = _write(tmp_path / "Patient.ndjson", (json.dumps(PATIENT) + "\n").encode())
     copy = _write(tmp_path / "renamed" / "Patient-again.ndjson", source.read_bytes())
-    store = RawStore(tmp_path / "raw")
+    store = ParquetRawStore(tmp_path / "raw")
 
     first = store.ingest(source)
     again = store.ingest(source)
@@ -140,7 +141,7 @@ def test_bom_crlf_and_blank_lines_are_tolerated(tmp_path):
                + weight.encode() + b"\r\n"  # 4
                + b"\n"  # 5
                + patient.replace("p1", "p2").encode())  # 6, no final newline
-    store = RawStore(tmp_path / "raw")
+    store = ParquetRawStore(tmp_path / "raw")
 
     batch = store.ingest(_write(tmp_path / "mixed.ndjson", content)).batch
 
@@ -161,7 +162,7 @@ def test_bundle_gives_one_record_per_entry(tmp_path):
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
     source = _write(tmp_path / "Bundle.json",
                     b"\xef\xbb\xbf" + json.dumps(bundle, indent=2).encode())
-    store = RawStore(tmp_path / "raw")
+    store = ParquetRawStore(tmp_path / "raw")
 
     batch = store.ingest(source).batch
 
@@ -181,7 +182,7 @@ def test_bundle_gives_one_record_per_entry(tmp_path):
 def test_malformed_bundle_entry_is_kept_as_one_record(tmp_path, entry, reasons, patients):
     source = _write(tmp_path / "b.json",
                     orjson.dumps({"resourceType": "Bundle", "entry": entry}))
-    store = RawStore(tmp_path / "raw")
+    store = ParquetRawStore(tmp_path / "raw")
 
     batch = store.ingest(source).batch
 
@@ -193,7 +194,7 @@ def test_malformed_bundle_entry_is_kept_as_one_record(tmp_path, entry, reasons, 
 
 def test_single_resource_document_is_one_untouched_record(tmp_path):
     text = json.dumps(WEIGHT, indent=2) + "\n"
-    store = RawStore(tmp_path / "raw")
+    store = ParquetRawStore(tmp_path / "raw")
 
     batch = store.ingest(_write(tmp_path / "Observation-1.json", text.encode())).batch
 
@@ -205,7 +206,7 @@ def test_single_resource_document_is_one_untouched_record(tmp_path):
 @pytest.mark.parametrize("final_newline", [True, False])
 def test_ndjson_named_json_is_split_into_lines(tmp_path, final_newline):
     text = json.dumps(PATIENT) + "\n" + json.dumps(WEIGHT) + ("\n" if final_newline else "")
-    store = RawStore(tmp_path / "raw")
+    store = ParquetRawStore(tmp_path / "raw")
 
     batch = store.ingest(_write(tmp_path / "export.json", text.encode())).batch
 
@@ -215,7 +216,7 @@ def test_ndjson_named_json_is_split_into_lines(tmp_path, final_newline):
 
 @pytest.mark.parametrize("name", ["Patient.ndjson", "Patient.json"])
 def test_empty_file_is_a_batch_without_records(tmp_path, name):
-    store = RawStore(tmp_path / "raw")
+    store = ParquetRawStore(tmp_path / "raw")
 
     result = store.ingest(_write(tmp_path / name, b""))
 
@@ -227,7 +228,7 @@ def test_empty_file_is_a_batch_without_records(tmp_path, name):
 def test_binary_file_is_kept_whole_and_quarantined(tmp_path):
     rng = random.Random(1)
     content = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + rng.randbytes(4000)
-    store = RawStore(tmp_path / "raw")
+    store = ParquetRawStore(tmp_path / "raw")
 
     batch = store.ingest(_write(tmp_path / "Observation.ndjson", content)).batch
 
@@ -243,7 +244,7 @@ def test_binary_file_is_kept_whole_and_quarantined(tmp_path):
 def test_binary_lines_without_nul_each_become_a_quarantined_record(tmp_path):
     rng = random.Random(2)
     lines = [bytes(rng.randrange(0x80, 0x100) for _ in range(50)) for _ in range(5)]
-    store = RawStore(tmp_path / "raw")
+    store = ParquetRawStore(tmp_path / "raw")
 
     batch = store.ingest(_write(tmp_path / "Observation.ndjson", b"\n".join(lines))).batch
 
@@ -256,7 +257,7 @@ def test_non_utf8_line_is_kept_as_bytes_and_quarantined(tmp_path):
     latin1 = '{"resourceType": "Patient", "id": "p2", "name": [{"family": "Müller"}]}'.encode(
         "latin-1")
     content = json.dumps(PATIENT).encode() + b"\n" + latin1 + b"\n"
-    store = RawStore(tmp_path / "raw")
+    store = ParquetRawStore(tmp_path / "raw")
 
     batch = store.ingest(_write(tmp_path / "Patient.ndjson", content)).batch
 
@@ -274,15 +275,15 @@ _HUGE_LINE_SCRIPT = textwrap.dedent("""
     from pathlib import Path
     import pyarrow.compute as pc
     from vitalflow.config import IngestSettings, RefineSettings
-    from vitalflow.raw import RawStore
-    from vitalflow.standardise import Standardiser
+    from vitalflow.ingest.parquet import ParquetRawStore
+    from vitalflow.refine.standardise import Standardiser
 
     source, root = Path(sys.argv[1]), Path(sys.argv[2])
     refine = RefineSettings()
     standardiser = Standardiser(refine.observation_codes, refine.excluded_statuses,
                                 IngestSettings().max_record_bytes)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    store = RawStore(root)
+    store = ParquetRawStore(root)
     batch = store.ingest(source).batch
     ingested = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     sizes, reasons, patients = [], [], 0
@@ -342,7 +343,7 @@ def _flip_middle(data: bytes) -> bytes:
 ], ids=["truncated", "corrupt-data", "bad-crc", "not-gzip"])
 def test_corrupt_gzip_raises_ingest_error_naming_the_file(tmp_path, damage):
     source = _write(tmp_path / "Patient.000.ndjson.gz", damage(_gzip_lines(2000)))
-    store = RawStore(tmp_path / "raw")
+    store = ParquetRawStore(tmp_path / "raw")
 
     with pytest.raises(IngestError, match=r"cannot read Patient\.000\.ndjson\.gz: "):
         store.ingest(source)
@@ -355,7 +356,7 @@ def test_corrupt_gzip_raises_ingest_error_naming_the_file(tmp_path, damage):
 
 def test_missing_file_raises_ingest_error(tmp_path):
     with pytest.raises(IngestError, match="nope.ndjson"):
-        RawStore(tmp_path / "raw").ingest(tmp_path / "nope.ndjson")
+        ParquetRawStore(tmp_path / "raw").ingest(tmp_path / "nope.ndjson")
 
 
 def test_discover_inputs_picks_export_files_only(tmp_path):

@@ -13,8 +13,8 @@ import pytest
 
 from storage_backends.iceberg import IcebergBackend
 from vitalflow.object_store import s3_options
-from vitalflow.raw import RawStore
-from vitalflow.raw_iceberg import RECORD, IcebergRawStore
+from vitalflow.ingest.parquet import ParquetRawStore
+from vitalflow.ingest.iceberg import RECORD, IcebergRawStore
 
 PATIENT = {"resourceType": "Patient", "id": "p1", "gender": "female"}
 LINES = [b'{"resourceType": "Patient",  "id": "p1"}', b'{"id":"o1","note":"M\\u00fcller \xc3\xbc"}',
@@ -54,7 +54,7 @@ def test_same_batches_and_records_as_the_parquet_raw_store(store, tmp_path):
                     gzip.compress(b"\n".join(LINES) + b"\n\n", mtime=0))
     bundle = _write(tmp_path / "in" / "bundle.json", orjson.dumps(
         {"resourceType": "Bundle", "entry": [{"resource": PATIENT}, {"resource": {"id": 2}}]}))
-    parquet = RawStore(tmp_path / "raw")
+    parquet = ParquetRawStore(tmp_path / "raw")
     for source in (ndjson, bundle):
         expected, got = parquet.ingest(source).batch, store.ingest(source).batch
         assert {**vars(got), "ingested_at": None} == {**vars(expected), "ingested_at": None}

@@ -14,9 +14,10 @@ import pytest
 from vitalflow.catalog import BMI, HEIGHT, WEIGHT
 from vitalflow.config import DeriveSettings, IngestSettings, RefineSettings
 from vitalflow.generate import generate
-from vitalflow.metrics import age_in_years, bmi, summarise_age_bands, weight_category
-from vitalflow.raw import RAW_SCHEMA, RawStore, discover_inputs
-from vitalflow.standardise import StandardisedBatch, Standardiser, reference_id
+from vitalflow.derive.metrics import age_in_years, bmi, summarise_age_bands, weight_category
+from vitalflow.ingest import RAW_SCHEMA
+from vitalflow.ingest.parquet import ParquetRawStore, discover_inputs
+from vitalflow.refine.standardise import StandardisedBatch, Standardiser, reference_id
 
 HL7_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "hl7-examples"
 BATCH_ID = "0123456789abcdef0123456789abcdef"
@@ -42,7 +43,7 @@ def _standardiser(max_record_bytes: int | None = None) -> Standardiser:
 
 
 def _raw(records: list) -> pa.RecordBatch:
-    """A raw batch as RawStore writes it: text, or bytes for records that are not UTF-8."""
+    """A raw batch as ParquetRawStore writes it: text, or bytes for records that are not UTF-8."""
     rows = []
     for number, record in enumerate(records, start=1):
         text = record if isinstance(record, str) else None
@@ -338,14 +339,14 @@ def test_every_record_of_a_mixed_batch_is_accounted_for():
 
 
 @pytest.fixture
-def hl7(tmp_path) -> RawStore:
+def hl7(tmp_path) -> ParquetRawStore:
     if not HL7_EXAMPLES.is_dir():
         pytest.skip(f"HL7 examples not found at {HL7_EXAMPLES} (../shared is beside the project "
                     "in CI and on developer machines only)")
-    return RawStore(tmp_path / "raw")
+    return ParquetRawStore(tmp_path / "raw")
 
 
-def _standardise_example(store: RawStore, name: str) -> StandardisedBatch:
+def _standardise_example(store: ParquetRawStore, name: str) -> StandardisedBatch:
     batch = store.ingest(HL7_EXAMPLES / name).batch
     assert batch.records == 1
     [part] = list(store.read(batch.batch_id))
@@ -412,7 +413,7 @@ def _newest(rows: list[dict], key: str) -> dict[str, dict]:
 
 def test_generated_export_end_to_end(tmp_path):
     report = generate(tmp_path / "export", 60, seed=3, defect_rate=0.1)
-    store = RawStore(tmp_path / "raw")
+    store = ParquetRawStore(tmp_path / "raw")
     standardiser = _standardiser()
     read, filtered, reasons = Counter(), Counter(), Counter()
     patients, observations = [], []

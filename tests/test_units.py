@@ -5,7 +5,7 @@ import math
 import pytest
 
 from vitalflow.catalog import BMI, HEIGHT, WEIGHT, is_valid_loinc, normalise_unit
-from vitalflow.metrics import age_band, age_band_labels, age_in_years, bmi, weight_category
+from vitalflow.derive.metrics import age_band, age_band_labels, age_in_years, bmi, weight_category
 
 
 @pytest.mark.parametrize("value, unit, expected", [

@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 
 from tests.fhir_factory import observation, patient, write_ndjson
 from vitalflow.config import load_settings
-from vitalflow.filter_dry_run import dry_run
+from vitalflow.refine.dry_run import dry_run
 from vitalflow.generate import generate
 from vitalflow.privacy.cli import filter_command
-from vitalflow.standardise import OBSERVATION_STAGE, PATIENT_STAGE, Standardiser
+from vitalflow.refine.standardise import OBSERVATION_STAGE, PATIENT_STAGE, Standardiser
 from vitalflow.config import FilterSettings
-from vitalflow.whitelist import (Context, WhitelistError, load_whitelist,
+from vitalflow.refine.whitelist import (Context, WhitelistError, load_whitelist,
                                  parse_whitelist)
 
 DEFAULT = FilterSettings().path

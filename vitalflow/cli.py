@@ -16,6 +16,7 @@ from storage_backends.base import redact
 from vitalflow.config import load_settings
 from vitalflow.merge import cli as merge_cli
 from vitalflow.privacy import cli as privacy_cli
+from vitalflow.refine import cli as refine_cli
 from vitalflow.terminology import cli as terminology_cli
 
 app = typer.Typer(help="FHIR clinical data: raw -> refined -> derived.", no_args_is_help=True,
@@ -25,7 +26,7 @@ services_app = typer.Typer(help="Local services: embedded PostgreSQL, S3 object 
 app.add_typer(services_app, name="services")
 raw_app = typer.Typer(help="The raw layer: batches, snapshots, maintenance.")
 app.add_typer(raw_app, name="raw")
-app.command("filter")(privacy_cli.filter_command)
+app.command("filter")(refine_cli.filter_command)
 app.command("rekey")(privacy_cli.rekey)
 app.command("reidentify")(privacy_cli.reidentify)
 app.add_typer(privacy_cli.keys_app, name="keys")
@@ -48,7 +49,7 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from vitalflow.database import OwnershipError
     from vitalflow.privacy.identity import KeyMismatch
     from vitalflow.privacy.keys import KeyProblem
-    from vitalflow.raw import IngestError
+    from vitalflow.ingest import IngestError
     from vitalflow.services import ServiceError
     from vitalflow.terminology.client import TerminologyUnavailable
 
@@ -180,12 +181,11 @@ def generate(
 def derive(full: Annotated[bool, typer.Option(help="Recompute every patient.")] = False,
            profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = None) -> None:
     """Bring the derived tables up to date with refined (incremental by default)."""
-    from vitalflow import pipeline
-    from vitalflow.storage import open_layers
+    from vitalflow.pipeline import PipelineRun
 
-    settings = load_settings()
     try:
-        result = pipeline.derive_stage(settings, open_layers(settings, profile), full=full)
+        with PipelineRun(load_settings(), profile) as pipeline_run:
+            result = pipeline_run.derive(full=full)
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     _print_mapping("Derive", {k: int(v) for k, v in asdict(result).items()})
@@ -197,7 +197,7 @@ def rebuild(profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = No
             = False) -> None:
     """Empty refined and derived, then refine every raw batch again and derive every person."""
     from vitalflow.progress import RichReporter
-    from vitalflow.rebuild import rebuild as rebuild_layers
+    from vitalflow.pipeline import rebuild as rebuild_layers
     from vitalflow.storage import describe
 
     layers = _layers(profile)
@@ -338,10 +338,10 @@ def _layers(profile: str | None):
 
 
 def _iceberg_raw(profile: str | None):
-    from vitalflow.raw import RawStore
+    from vitalflow.ingest.parquet import ParquetRawStore
 
     layers = _layers(profile)
-    if isinstance(layers.raw, RawStore):
+    if isinstance(layers.raw, ParquetRawStore):
         raise _fail(f"the raw layer of profile '{layers.profile}' is Parquet files, which keep "
                     "no snapshots: use a profile with raw on Iceberg (e.g. --profile lakehouse)")
     return layers.raw

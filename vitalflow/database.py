@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import logging
 
 import psycopg
 
-from typing import TYPE_CHECKING
-
+from storage_backends.base import Backend
 from storage_backends.postgres import PostgresBackend
 from vitalflow.privacy.identity import ensure_identity_schema, grant_access
-from vitalflow.tables import DERIVED_TABLES, OBSERVATION, REFINED_TABLES, Table
-
-if TYPE_CHECKING:
-    from vitalflow.storage import Layers
+from vitalflow.tables import DERIVED_TABLES, REFINED_TABLES, Table
 
 log = logging.getLogger("vitalflow.database")
-
-OBSERVATION_PENDING = replace(
-    OBSERVATION, name="observation_pending",
-    description="Observations whose patient is not (yet) refined; promoted when it arrives.")
 
 _META_DDL = """
 CREATE SCHEMA IF NOT EXISTS meta;
@@ -44,12 +34,6 @@ CREATE TABLE IF NOT EXISTS meta.derive_watermark (
 CREATE TABLE IF NOT EXISTS meta.patient_touch (
   patient_key text NOT NULL, change_seq bigint NOT NULL);
 CREATE INDEX IF NOT EXISTS patient_touch_seq ON meta.patient_touch (change_seq);
-CREATE OR REPLACE FUNCTION meta.touch_old_patient() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  -- A newer version may name another patient: the old one's derived rows must change too.
-  INSERT INTO meta.patient_touch VALUES (OLD.patient_key, nextval('meta.change_seq'));
-  RETURN NULL;
-END $$;
 CREATE TABLE IF NOT EXISTS meta.table_owner (
   table_name text PRIMARY KEY, owner_flow text NOT NULL);
 CREATE OR REPLACE FUNCTION meta.enforce_owner() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -67,48 +51,16 @@ BEGIN
 END $$;
 """
 
-# Secondary indexes of refined.observation: dropped and rebuilt around a first bulk load.
-_OBSERVATION_INDEXES = (
-    # Derive reads one patient's few dozen observations at a time: the patient key alone is
-    # selective enough, and a narrow index is cheaper to maintain.
-    "CREATE INDEX IF NOT EXISTS observation_patient ON refined.observation (patient_key)",
-    # change_seq grows with insertion order: a BRIN index finds recent changes at a fraction
-    # of a B-tree's write cost.
-    "CREATE INDEX IF NOT EXISTS observation_change_seq ON refined.observation "
-    "USING brin (change_seq)",
-)
-_INDEXES = (
-    "DROP INDEX IF EXISTS refined.observation_patient_measure_time",
-    *_OBSERVATION_INDEXES,
-    "CREATE INDEX IF NOT EXISTS patient_change_seq ON refined.patient USING brin (change_seq)",
-    # Derive gathers each person's records.
-    "CREATE INDEX IF NOT EXISTS patient_person ON refined.patient (person_key)",
-    "CREATE INDEX IF NOT EXISTS observation_pending_patient "
-    "ON refined.observation_pending (patient_key)",
-)
-
-
-def drop_observation_indexes(conn: psycopg.Connection) -> None:
-    """Before a bulk load into an empty refined.observation: building indexes once afterwards
-    costs a fraction of maintaining them row by row."""
-    conn.execute("ALTER TABLE refined.observation DROP CONSTRAINT observation_pkey")
-    conn.execute("DROP INDEX refined.observation_patient, refined.observation_change_seq")
-
-
-def create_observation_indexes(conn: psycopg.Connection) -> None:
-    conn.execute("ALTER TABLE refined.observation ADD CONSTRAINT observation_pkey "
-                 "PRIMARY KEY (observation_id)")
-    for statement in _OBSERVATION_INDEXES:
-        conn.execute(statement)
-
-
 class OwnershipError(PermissionError):
     """A flow tried to write a derived table that another flow owns."""
 
 
-def ensure_layers(layers: Layers) -> None:
+def ensure_layers(control: PostgresBackend, refined: Backend, derived: Backend) -> None:
     """Create or update every table of the profile and the control schema; safe on every run."""
-    control = layers.control
+    for table in REFINED_TABLES:
+        refined.create(table)
+    for table in DERIVED_TABLES:
+        derived.create(table)
     with control.connect() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.ddl'))")
         conn.execute(_META_DDL)
@@ -116,39 +68,15 @@ def ensure_layers(layers: Layers) -> None:
             conn.execute("INSERT INTO meta.table_owner VALUES (%s, %s) ON CONFLICT (table_name) "
                          "DO UPDATE SET owner_flow = EXCLUDED.owner_flow",
                          (table.qualified_name, table.owner))
-        ensure_identity_schema(conn)
-        if layers.refined_in_control:
-            _ensure_refined_sql(control, conn)
-        if layers.all_in_control:
-            control.ensure_tables(conn, DERIVED_TABLES)
-            for table in DERIVED_TABLES:
+            if derived is control:
+                # The database itself refuses a writer that is not the owner flow (act_as).
                 _install_owner_trigger(conn, table)
+        ensure_identity_schema(conn)
         missing = grant_access(conn)
     if missing:
         log.warning("roles %s do not exist: analyst and re-identification grants skipped "
                     "(the embedded server creates them; elsewhere see docs/privacy.md)",
                     ", ".join(missing))
-    if not layers.refined_in_control:
-        for table in REFINED_TABLES + (OBSERVATION_PENDING,):
-            layers.refined.create(table)
-    if not layers.all_in_control:
-        for table in DERIVED_TABLES:
-            layers.derived.create(table)
-
-
-def _ensure_refined_sql(control: PostgresBackend, conn: psycopg.Connection) -> None:
-    """Refined tables in the control database, with the defaults, indexes and trigger the
-    in-database refine relies on."""
-    control.ensure_tables(conn, REFINED_TABLES + (OBSERVATION_PENDING,))
-    for table in ("refined.patient", "refined.observation", "refined.observation_pending"):
-        conn.execute(f"ALTER TABLE {table} ALTER COLUMN change_seq "
-                     "SET DEFAULT nextval('meta.change_seq'), "
-                     "ALTER COLUMN refined_at SET DEFAULT now()")
-    for statement in _INDEXES:
-        conn.execute(statement)
-    conn.execute("CREATE OR REPLACE TRIGGER touch_old_patient AFTER UPDATE ON "
-                 "refined.observation FOR EACH ROW WHEN (OLD.patient_key IS DISTINCT FROM "
-                 "NEW.patient_key) EXECUTE FUNCTION meta.touch_old_patient()")
 
 
 def _install_owner_trigger(conn: psycopg.Connection, table: Table) -> None:

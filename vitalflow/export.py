@@ -8,15 +8,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from vitalflow.database import OBSERVATION_PENDING
-from vitalflow.raw import RAW_SCHEMA
+from vitalflow.ingest import RAW_SCHEMA
 from vitalflow.storage import Layers
 from vitalflow.tables import DERIVED_TABLES, REFINED_TABLES, Table
 
 RAW_RECORD = "raw.record"
 FORMATS = (".csv", ".parquet")
 TABLES: dict[str, Table] = {t.qualified_name: t
-                            for t in REFINED_TABLES + (OBSERVATION_PENDING,) + DERIVED_TABLES}
+                            for t in REFINED_TABLES + DERIVED_TABLES}
 
 
 def known_tables() -> list[str]:

@@ -1,168 +1,196 @@
-"""The pipeline as plain functions: ingest -> refine -> derive, used by the CLI and the flows."""
+"""One run orchestration (ingest -> refine -> derive) for the CLI, rebuild and the Prefect flows."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 from vitalflow.config import Settings
-from vitalflow.database import OBSERVATION_PENDING
-from vitalflow.derive import DeriveResult, derive_age_band_summary, derive_patient_bmi
-from vitalflow.persons import reconcile_persons
+from vitalflow.control import target_of
+from vitalflow.database import ensure_layers
+from vitalflow.derive.run import derive_age_band_summary, derive_patient_bmi
+from vitalflow.derive.sql import DeriveResult
+from vitalflow.ingest.run import IngestSummary, ingest
 from vitalflow.progress import Reporter, SilentReporter
-from vitalflow.raw import IngestError, discover_inputs
-from vitalflow.refine import RefineResult, refine
+from vitalflow.refine.persons import reconcile_persons
+from vitalflow.refine.run import RefineResult, refine
 from vitalflow.storage import Layers, describe, open_layers
 from vitalflow.tables import AGE_BAND_SUMMARY, DERIVED_TABLES, PATIENT_BMI_LATEST, REFINED_TABLES
 
-
-@dataclass
-class IngestSummary:
-    files: int = 0
-    new_batches: int = 0
-    already_ingested: int = 0
-    records: int = 0
-    errors: list[str] = field(default_factory=list)
+__all__ = ["PipelineRun", "derive_stage", "ingest", "rebuild", "refine_stage", "run"]
 
 
-def ingest(settings: Settings, layers: Layers, input_path: Path,
-           reporter: Reporter | None = None) -> IngestSummary:
-    """Copy every input file into the raw layer; unreadable files are reported, not fatal."""
-    summary = IngestSummary()
-    for path in discover_inputs(input_path):
-        summary.files += 1
-        try:
-            result = layers.raw.ingest(path, reporter, settings.ingest.batch_rows)
-        except IngestError as exc:
-            summary.errors.append(str(exc))
-            continue
-        if result.new:
-            summary.new_batches += 1
-            summary.records += result.batch.records
-        else:
-            summary.already_ingested += 1
-    return summary
-
+# -- the stages: each takes open layers and does its work, nothing else ----------------------
 
 def refine_stage(settings: Settings, layers: Layers, run_id: str,
                  reporter: Reporter | None = None) -> RefineResult:
-    """In-database SQL when refined lives in the control PostgreSQL, else the portable path;
-    then every patient record is given the person merging says it belongs to."""
-    if layers.refined_in_control:
-        result = refine(layers.control, layers.raw, settings, run_id, reporter)
-    else:
-        from vitalflow.refine_portable import refine_portable
-
-        result = refine_portable(layers, settings, run_id, reporter)
+    """Refine new raw batches, then give every patient record the person merging says."""
+    result = refine(layers, settings, run_id, reporter)
     result.persons_moved = reconcile_persons(layers, settings)
     return result
 
 
-def patient_bmi_stage(settings: Settings, layers: Layers, full: bool = False) -> dict[str, int]:
-    if layers.all_in_control:
-        return derive_patient_bmi(layers.control, settings.derive, full)
-    from vitalflow.derive_portable import derive_patient_bmi_portable
-
-    return derive_patient_bmi_portable(layers, settings.derive, full)
-
-
-def age_band_summary_stage(settings: Settings, layers: Layers) -> dict[str, int]:
-    if layers.all_in_control:
-        return derive_age_band_summary(layers.control, settings.derive)
-    from vitalflow.derive_portable import derive_age_band_summary_portable
-
-    return derive_age_band_summary_portable(layers, settings.derive)
-
-
 def derive_stage(settings: Settings, layers: Layers, full: bool = False) -> DeriveResult:
-    bmi = patient_bmi_stage(settings, layers, full)
-    summary = age_band_summary_stage(settings, layers)
+    """Both derived tables, each by its owner flow's function."""
+    bmi = derive_patient_bmi(layers, settings.derive, full)
+    summary = derive_age_band_summary(layers, settings.derive)
     return DeriveResult(bmi["changed_patients"], bmi["written"], bmi["deleted"],
                         summary["written"], summary["deleted"], full)
 
+
+# Ledger rows that say what the refined and derived tables already hold.
+_LEDGERS = ("meta.refined_batch", "meta.derive_watermark", "meta.terminology_pending")
+
+
+def reset_from_raw(layers: Layers) -> None:
+    """Empty the refined and derived layers and forget what was refined into them; raw, the run
+    log, pseudonym identities and merge decisions stay."""
+    for table in REFINED_TABLES:
+        layers.refined.drop(table)
+    for table in DERIVED_TABLES:
+        layers.derived.drop(table)
+    targets = sorted({target_of(layers.refined, layers.control),
+                      target_of(layers.derived, layers.control)})
+    with layers.control.connect() as conn:
+        for ledger in _LEDGERS:
+            conn.execute(f"DELETE FROM {ledger} WHERE target = ANY(%s)", (targets,))
+    ensure_layers(layers.control, layers.refined, layers.derived)
+
+
+# -- the run: storage opened once, the ledger kept, timings taken ----------------------------
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
-def record_run(layers: Layers, run_id: str, status: str, counts: dict | None = None) -> None:
-    with layers.control.connect() as conn:
-        conn.execute("""
-            INSERT INTO meta.run (run_id, started_at, status, counts) VALUES (%s, now(), %s, %s)
-            ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status,
-              counts = EXCLUDED.counts, finished_at = now()""",
-                     (run_id, status, json.dumps(counts) if counts else None))
+class PipelineRun:
+    """One run on one profile's storage. Entering opens the storage (unless layers are given)
+    and records the run as running in meta.run; leaving records succeeded or failed, with the
+    counts, and closes what it opened. The constructor does no I/O.
+
+        with PipelineRun(settings) as run:
+            run.ingest(path); run.refine(); run.derive()
+        summary = run.summary()
+    """
+
+    def __init__(self, settings: Settings, profile: str | None = None,
+                 reporter: Reporter | None = None, layers: Layers | None = None) -> None:
+        self.settings = settings
+        self.profile = profile
+        self.reporter = reporter or SilentReporter()
+        self.run_id = new_run_id()
+        self.layers = layers
+        self._owns_layers = layers is None
+        self.ingested = IngestSummary()
+        self.refined: RefineResult | None = None
+        self.derived: DeriveResult | None = None
+        self.seconds: dict[str, float] = {}
+
+    def __enter__(self) -> PipelineRun:
+        if self.layers is None:
+            self.layers = open_layers(self.settings, self.profile)
+        self._record("running")
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._record("failed" if exc_type else "succeeded", self.counts() or None)
+        finally:
+            if self._owns_layers:
+                self.layers.close()
+
+    def ingest(self, input_path: Path) -> IngestSummary:
+        with self._timed("ingest"):
+            self.ingested = ingest(self.settings, self.layers, input_path, self.reporter)
+        return self.ingested
+
+    def refine(self) -> RefineResult:
+        with self._timed("refine"):
+            self.refined = refine_stage(self.settings, self.layers, self.run_id, self.reporter)
+        return self.refined
+
+    def derive(self, full: bool = False) -> DeriveResult:
+        with self._timed("derive"), self.reporter.step("derive", None):
+            self.derived = derive_stage(self.settings, self.layers, full)
+        return self.derived
+
+    def reset_from_raw(self) -> None:
+        reset_from_raw(self.layers)
+
+    def counts(self) -> dict:
+        if self.refined is None:
+            return {}
+        return {t: c.as_dict() for t, c in sorted(self.refined.counts.items())}
+
+    def summary(self) -> dict:
+        """A JSON-ready summary: this run's counts plus the current state of the tables."""
+        layers, refined = self.layers, self.refined or RefineResult()
+        tables = {t.qualified_name: layers.refined.count(t) for t in REFINED_TABLES}
+        tables.update({t.qualified_name: layers.derived.count(t) for t in DERIVED_TABLES})
+        latest = layers.derived.read(PATIENT_BMI_LATEST, ["weight_category"])
+        categories = {row["values"]: row["counts"] for row in sorted(
+            latest.column("weight_category").value_counts().to_pylist(),
+            key=lambda r: r["values"])}
+        bands = sorted(layers.derived.read(AGE_BAND_SUMMARY, [
+            "age_band", "sex", "weight_category", "patients", "mean_bmi"]).to_pylist(),
+            key=lambda r: (r["age_band"], r["sex"], r["weight_category"]))
+        return {
+            "run_id": self.run_id,
+            "storage": describe(layers),
+            "database_url": layers.control.url,
+            "ingest": asdict(self.ingested),
+            "counts": self.counts(),
+            "quarantine_reasons": dict(refined.quarantine_reasons.most_common()),
+            "filter_reasons": dict(refined.filter_reasons.most_common()),
+            "promoted_orphans": refined.promoted_orphans,
+            "persons_moved": refined.persons_moved,
+            "terminology": refined.terminology,
+            "derive": asdict(self.derived) if self.derived else {},
+            "tables": tables,
+            "bmi_categories": categories,
+            "age_bands": bands,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.seconds[stage] = time.perf_counter() - start
+
+    def _record(self, status: str, counts: dict | None = None) -> None:
+        with self.layers.control.connect() as conn:
+            conn.execute("""
+                INSERT INTO meta.run (run_id, started_at, status, counts)
+                VALUES (%s, now(), %s, %s)
+                ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status,
+                  counts = EXCLUDED.counts, finished_at = now()""",
+                         (self.run_id, status, json.dumps(counts) if counts else None))
+
+
+def rebuild(settings: Settings, layers: Layers, reporter: Reporter | None = None
+            ) -> tuple[RefineResult, DeriveResult]:
+    """Refine every raw batch again into empty tables, then derive every person: the full
+    re-run incremental runs are checked against, and the way back after a change of rules that
+    must apply to old records too."""
+    with PipelineRun(settings, reporter=reporter, layers=layers) as pipeline_run:
+        pipeline_run.reset_from_raw()
+        refined = pipeline_run.refine()
+        derived = pipeline_run.derive(full=True)
+    return refined, derived
 
 
 def run(settings: Settings, input_path: Path, reporter: Reporter | None = None,
         profile: str | None = None) -> dict:
     """Run all three stages on the profile's storage and return the run summary."""
-    reporter = reporter or SilentReporter()
-    layers = open_layers(settings, profile)
-    try:
-        return _run_stages(settings, layers, input_path, reporter)
-    finally:
-        layers.close()
-
-
-def _run_stages(settings: Settings, layers: Layers, input_path: Path,
-                reporter: Reporter) -> dict:
-    timings: dict[str, float] = {}
-    run_id = new_run_id()
-    record_run(layers, run_id, "running")
-    try:
-        lap = time.perf_counter()
-
-        def timed(stage: str) -> None:
-            nonlocal lap
-            now = time.perf_counter()
-            timings[stage], lap = now - lap, now
-
-        ingested = ingest(settings, layers, input_path, reporter)
-        timed("ingest")
-        refined = refine_stage(settings, layers, run_id, reporter)
-        timed("refine")
-        derived = derive_stage(settings, layers)
-        timed("derive")
-    except BaseException:
-        record_run(layers, run_id, "failed")
-        raise
-    summary = summarise(layers, run_id, ingested, refined, derived, timings)
-    record_run(layers, run_id, "succeeded", summary["counts"])
-    return summary
-
-
-def summarise(layers: Layers, run_id: str, ingested: IngestSummary, refined: RefineResult,
-              derived: DeriveResult, timings: dict[str, float]) -> dict:
-    """A JSON-ready summary: this run's counts plus the current state of the tables."""
-    tables = {t.qualified_name: layers.refined.count(t)
-              for t in REFINED_TABLES + (OBSERVATION_PENDING,)}
-    tables.update({t.qualified_name: layers.derived.count(t) for t in DERIVED_TABLES})
-    latest = layers.derived.read(PATIENT_BMI_LATEST, ["weight_category"])
-    categories = {row["values"]: row["counts"] for row in sorted(
-        latest.column("weight_category").value_counts().to_pylist(),
-        key=lambda r: r["values"])}
-    bands = sorted(layers.derived.read(AGE_BAND_SUMMARY, [
-        "age_band", "sex", "weight_category", "patients", "mean_bmi"]).to_pylist(),
-        key=lambda r: (r["age_band"], r["sex"], r["weight_category"]))
-    return {
-        "run_id": run_id,
-        "storage": describe(layers),
-        "database_url": layers.control.url,
-        "ingest": asdict(ingested),
-        "counts": {t: c.as_dict() for t, c in sorted(refined.counts.items())},
-        "quarantine_reasons": dict(refined.quarantine_reasons.most_common()),
-        "filter_reasons": dict(refined.filter_reasons.most_common()),
-        "promoted_orphans": refined.promoted_orphans,
-        "persons_moved": refined.persons_moved,
-        "terminology": refined.terminology,
-        "derive": asdict(derived),
-        "tables": tables,
-        "bmi_categories": categories,
-        "age_bands": bands,
-        "seconds": {k: round(v, 3) for k, v in timings.items()},
-    }
+    with PipelineRun(settings, profile, reporter) as pipeline_run:
+        pipeline_run.ingest(input_path)
+        pipeline_run.refine()
+        pipeline_run.derive()
+    return pipeline_run.summary()

@@ -9,7 +9,8 @@ from storage_backends.base import Backend
 from storage_backends.postgres import PostgresBackend
 from storage_backends.registry import open_backend
 from vitalflow.config import Settings
-from vitalflow.raw import RawStore
+from vitalflow.database import ensure_layers
+from vitalflow.ingest.parquet import ParquetRawStore
 from vitalflow.services import EmbeddedPostgres
 
 
@@ -19,20 +20,10 @@ class Layers:
     is always PostgreSQL: the configured server or the embedded one."""
 
     profile: str
-    raw: RawStore  # or an IcebergRawStore, which has the same methods
+    raw: ParquetRawStore  # or an IcebergRawStore, which has the same methods
     refined: Backend
     derived: Backend
     control: PostgresBackend
-
-    @property
-    def refined_in_control(self) -> bool:
-        """Refined lives in the control database: refine runs as SQL inside it."""
-        return isinstance(self.refined, PostgresBackend) and self.refined.url == self.control.url
-
-    @property
-    def all_in_control(self) -> bool:
-        """Refined and derived both live in the control database: derive runs as SQL too."""
-        return self.refined_in_control and self.derived.url == self.control.url
 
     def close(self) -> None:
         for backend in {id(b): b for b in (self.refined, self.derived, self.control)}.values():
@@ -49,9 +40,8 @@ def control_url(settings: Settings) -> str:
 
 
 def open_layers(settings: Settings, profile: str | None = None) -> Layers:
-    """The backends of the profile (default: storage.profile), with their services started."""
-    from vitalflow.database import ensure_layers
-
+    """The backends of the profile (default: storage.profile), with their services started
+    and their tables created."""
     name = profile or settings.storage.profile
     placement = settings.storage.placement(name)
     control = PostgresBackend(control_url(settings))
@@ -63,10 +53,10 @@ def open_layers(settings: Settings, profile: str | None = None) -> Layers:
             opened[url] = open_backend(url, **engine_options(settings, url))
         return opened[url]
 
-    raw = (RawStore(settings.paths.raw) if placement.raw == "parquet"
+    raw = (ParquetRawStore(settings.paths.raw) if placement.raw == "parquet"
            else _iceberg_raw(backend("iceberg")))
     layers = Layers(name, raw, backend(placement.refined), backend(placement.derived), control)
-    ensure_layers(layers)
+    ensure_layers(control, layers.refined, layers.derived)
     return layers
 
 
@@ -115,7 +105,7 @@ def embedded_object_store(settings: Settings):
 
 
 def _iceberg_raw(backend: Backend):
-    from vitalflow.raw_iceberg import IcebergRawStore
+    from vitalflow.ingest.iceberg import IcebergRawStore
 
     return IcebergRawStore(backend)
 
@@ -124,6 +114,6 @@ def describe(layers: Layers) -> dict[str, str]:
     """Where each layer lives, without secrets (for summaries and the CLI)."""
     from storage_backends.base import redact
 
-    raw = str(layers.raw.root) if isinstance(layers.raw, RawStore) else layers.raw.backend.url
+    raw = str(layers.raw.root) if isinstance(layers.raw, ParquetRawStore) else layers.raw.backend.url
     return {"profile": layers.profile, "raw": redact(raw), "refined": redact(layers.refined.url),
             "derived": redact(layers.derived.url), "control": redact(layers.control.url)}

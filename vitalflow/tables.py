@@ -2,75 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
+from dataclasses import replace
 
-import pyarrow as pa
-
-
-class Pii(StrEnum):
-    """How identifying a column is; drives what analysts may see."""
-
-    NONE = "none"
-    PSEUDONYM = "pseudonym"  # a key standing for a person, not a direct identifier
-    QUASI = "quasi"  # identifying in combination (birth date, postcode)
-    DIRECT = "direct"  # names, identifier values, raw FHIR text
-
-
-# Logical type -> (Arrow type, PostgreSQL type)
-TYPES: dict[str, tuple[pa.DataType, str]] = {
-    "text": (pa.string(), "text"),
-    "int": (pa.int64(), "bigint"),
-    "float": (pa.float64(), "double precision"),
-    "bool": (pa.bool_(), "boolean"),
-    "date": (pa.date32(), "date"),
-    "timestamp": (pa.timestamp("us", tz="UTC"), "timestamptz"),
-    "json": (pa.string(), "jsonb"),
-    "decimal": (pa.decimal128(18, 6), "numeric(18,6)"),
-}
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str
-    description: str
-    nullable: bool = True
-    unit: str | None = None
-    pii: Pii = Pii.NONE
-
-    @property
-    def arrow_type(self) -> pa.DataType:
-        return TYPES[self.type][0]
-
-    @property
-    def sql_type(self) -> str:
-        return TYPES[self.type][1]
-
-
-@dataclass(frozen=True)
-class Table:
-    layer: str
-    name: str
-    description: str
-    owner: str  # the one flow allowed to write it
-    columns: tuple[Column, ...]
-    primary_key: tuple[str, ...]
-
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.layer}.{self.name}"
-
-    @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-    @property
-    def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, c.arrow_type, c.nullable) for c in self.columns])
-
-    def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
+from storage_backends.schema import Column, Index, Pii, Table
 
 
 C = Column
@@ -101,6 +35,9 @@ PATIENT = Table(
           pii=Pii.PSEUDONYM),
     ),
     primary_key=("patient_key",),
+    # Derive finds changed rows by change_seq (it grows with insertion order: BRIN costs a
+    # fraction of a B-tree's writes) and gathers each person's records.
+    indexes=(Index(("change_seq",), "brin"), Index(("person_key",))),
 )
 
 OBSERVATION = Table(
@@ -127,6 +64,9 @@ OBSERVATION = Table(
         C("source_coding", "text", "the feeder coding as sent (system|code) when translated"),
     ),
     primary_key=("observation_id",),
+    # Derive reads one person's few dozen observations at a time: the patient key alone is
+    # selective enough, and a narrow index is cheaper to maintain.
+    indexes=(Index(("patient_key",)), Index(("change_seq",), "brin")),
 )
 
 QUARANTINE = Table(
@@ -184,6 +124,11 @@ AGE_BAND_SUMMARY = Table(
     primary_key=("age_band", "sex", "weight_category"),
 )
 
-REFINED_TABLES = (PATIENT, OBSERVATION, QUARANTINE)
+OBSERVATION_PENDING = replace(
+    OBSERVATION, name="observation_pending",
+    description="Observations whose patient is not (yet) refined; promoted when it arrives.",
+    indexes=(Index(("patient_key",)),))
+
+REFINED_TABLES = (PATIENT, OBSERVATION, QUARANTINE, OBSERVATION_PENDING)
 DERIVED_TABLES = (PATIENT_BMI_LATEST, AGE_BAND_SUMMARY)
 ALL_TABLES = REFINED_TABLES + DERIVED_TABLES

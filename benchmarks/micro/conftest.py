@@ -16,8 +16,8 @@ from vitalflow.catalog import MEASURES
 from vitalflow.config import IngestSettings, RefineSettings
 from vitalflow.generate import generate
 from vitalflow.privacy.keys import KEY_ENV, PseudonymKey, key_from_text
-from vitalflow.raw import RawStore
-from vitalflow.standardise import Standardiser
+from vitalflow.ingest.parquet import ParquetRawStore
+from vitalflow.refine.standardise import Standardiser
 
 RECORDS = 5_000
 SCALARS = 10_000  # inputs per batch for the scalar functions and pseudonyms
@@ -43,7 +43,7 @@ def observation_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def raw_batch(observation_file: Path, tmp_path_factory: pytest.TempPathFactory
               ) -> pa.RecordBatch:
     """The sample as refine gets it: ingested into a raw Parquet batch, read back as one chunk."""
-    store = RawStore(tmp_path_factory.mktemp("raw"))
+    store = ParquetRawStore(tmp_path_factory.mktemp("raw"))
     batch = store.ingest(observation_file).batch
     return next(store.read(batch.batch_id, RECORDS))
 

@@ -9,13 +9,13 @@ import orjson
 import pyarrow as pa
 
 from vitalflow.config import IngestSettings
-from vitalflow.fhir_rules import canonical_value, standardise_observation
-from vitalflow.metrics import bmi, weight_category
+from vitalflow.refine.rules import canonical_value, standardise_observation
+from vitalflow.derive.metrics import bmi, weight_category
 from vitalflow.privacy.keys import PseudonymKey
 from vitalflow.privacy.pseudonym import Pseudonymiser, pseudonyms
 from vitalflow.privacy.settings import PrivacySettings
-from vitalflow.raw import RecordReader, raw_table
-from vitalflow.standardise import OBSERVATION_STAGE, Standardiser
+from vitalflow.ingest.parquet import RecordReader, raw_table
+from vitalflow.refine.standardise import OBSERVATION_STAGE, Standardiser
 from vitalflow.tables import OBSERVATION
 
 # Where the canonical value sits in a standardised observation row.

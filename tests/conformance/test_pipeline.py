@@ -12,7 +12,7 @@ from tests.conformance.profiles import PROFILES, profile_settings
 from tests.fhir_factory import observation, patient, patient_key, write_ndjson
 from vitalflow import pipeline
 from vitalflow.generate import generate
-from vitalflow.rebuild import rebuild
+from vitalflow.pipeline import rebuild
 from vitalflow.storage import open_layers
 from vitalflow.tables import AGE_BAND_SUMMARY, PATIENT_BMI_LATEST
 

@@ -25,8 +25,8 @@ from vitalflow.privacy.keys import KEY_ENV, key_from_text, new_key_text, write_k
 from vitalflow.privacy.pseudonym import Pseudonymiser, pseudonym, shift_days
 from vitalflow.privacy.rekey import PSEUDONYM_COLUMNS, RekeyError, rekey
 from vitalflow.privacy.settings import PrivacySettings
-from vitalflow.raw import RawStore, discover_inputs
-from vitalflow.standardise import Standardiser
+from vitalflow.ingest.parquet import ParquetRawStore, discover_inputs
+from vitalflow.refine.standardise import Standardiser
 from vitalflow.tables import OBSERVATION, PATIENT, PATIENT_BMI_LATEST
 
 pytestmark = pytest.mark.postgres
@@ -81,7 +81,7 @@ def _load(conn: psycopg.Connection, tmp_path: Path, privacy: PrivacySettings) ->
     ensure_identity_schema(conn)
     assert grant_access(conn) == []
     register_key(conn, KEY)
-    raw = RawStore(tmp_path / "raw")
+    raw = ParquetRawStore(tmp_path / "raw")
     batches = [raw.ingest(p).batch for p in discover_inputs(source)]
     batches.sort(key=lambda b: b.resource_type_hint != "Patient")
     standardiser = Standardiser(["8302-2", "29463-7", "39156-5"], ["cancelled"], 1 << 24)

@@ -15,7 +15,7 @@ from vitalflow.privacy.generalise import shift_dates, truncate_dates, truncate_p
 from vitalflow.privacy.keys import key_from_text
 from vitalflow.privacy.pseudonym import Pseudonymiser, pseudonym, shift_days
 from vitalflow.privacy.settings import PrivacySettings
-from vitalflow.standardise import OBSERVATION_STAGE, PATIENT_STAGE
+from vitalflow.refine.standardise import OBSERVATION_STAGE, PATIENT_STAGE
 from vitalflow.tables import OBSERVATION, PATIENT, Column, Pii, Table
 
 KEY = key_from_text("a" * 32 + "-first-key", "test")

@@ -8,7 +8,7 @@ from datetime import date
 import orjson
 import pyarrow as pa
 
-from vitalflow.fhir_rules import Rejected, meta_values, parse_date
+from vitalflow.refine.rules import Rejected, meta_values, parse_date
 
 # The person's attributes, shared with the golden record (survivorship.GOLDEN_SCHEMA).
 PERSON_FIELDS = [

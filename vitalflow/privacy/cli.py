@@ -1,4 +1,4 @@
-"""Commands for the whitelist dry run, keys, re-keying and audited re-identification."""
+"""Commands for keys, re-keying and audited re-identification."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from rich.table import Table
 
 from vitalflow.privacy.keys import (KeyProblem, configured_key, dev_key_path, new_key_text,
                                     read_key_file, write_key_file)
-from vitalflow.whitelist import WhitelistError
 
 app = typer.Typer(help="Pseudonymisation keys, re-keying and re-identification.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -29,7 +28,7 @@ def _settings():
     from vitalflow.config import load_settings
 
     settings = load_settings()
-    return settings, settings.privacy, settings.filter
+    return settings, settings.privacy
 
 
 def _fail(message: str) -> typer.Exit:
@@ -42,10 +41,10 @@ def _known_errors() -> tuple[type[Exception], ...]:
 
     from vitalflow.privacy.identity import KeyMismatch, ReidentificationDenied
     from vitalflow.privacy.rekey import RekeyError
-    from vitalflow.raw import IngestError
+    from vitalflow.ingest import IngestError
 
-    return (KeyProblem, KeyMismatch, RekeyError, ReidentificationDenied, WhitelistError,
-            IngestError, ValueError, psycopg.OperationalError)
+    return (KeyProblem, KeyMismatch, RekeyError, ReidentificationDenied, IngestError,
+            ValueError, psycopg.OperationalError)
 
 
 def _embedded(settings):
@@ -59,50 +58,10 @@ def _database_url(settings) -> str:
     return settings.database.url or _embedded(settings).up()
 
 
-def filter_command(
-    input: Annotated[Path, typer.Option("--input", "-i", help="Folder of FHIR NDJSON / Bundle "
-                                        "files, or one file.")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what the whitelist would "
-                                          "filter; nothing is written.")] = False,
-    rules: Annotated[Path | None, typer.Option(help="Rules file (default: filter.rules_file, "
-                                               "config/whitelist.yaml).")] = None,
-) -> None:
-    """Show the effect of the whitelist on an input without writing anything."""
-    from vitalflow.filter_dry_run import dry_run as run_dry
-    from vitalflow.standardise import Standardiser
-    from vitalflow.whitelist import load_whitelist
-
-    if not dry_run:
-        raise _fail("only --dry-run is available: `vitalflow run` applies the whitelist")
-    settings, privacy, filtering = _settings()
-    try:
-        whitelist = load_whitelist(rules or filtering.path)
-        standardiser = Standardiser(settings.refine.observation_codes,
-                                    settings.refine.excluded_statuses,
-                                    settings.ingest.max_record_bytes)
-        report = run_dry(input, whitelist, standardiser, settings.ingest.batch_rows,
-                         privacy.source_system)
-    except _known_errors() as exc:
-        raise _fail(str(exc)) from None
-    total = report.total_read
-    table = Table(title=f"Whitelist dry run over {input} ({whitelist.source})")
-    table.add_column("rule")
-    table.add_column("records filtered", justify="right")
-    table.add_column("share", justify="right")
-    for name, count in report.rows(whitelist.rule_names):
-        table.add_row(name, f"{count:,}", f"{count / total:.1%}" if total else "-")
-    console.print(table)
-    console.print(f"Read {total:,} records in {report.files} files; passed "
-                  f"{report.total_passed:,}" + (f" ({report.total_passed / total:.1%})"
-                                               if total else ""))
-    for error in report.errors:
-        console.print(f"[red]  not read:[/] {error}")
-
-
 @keys_app.command("show")
 def keys_show() -> None:
     """Print the configured key's id and where it comes from (never the key)."""
-    settings, privacy, _ = _settings()
+    settings, privacy = _settings()
     try:
         key = configured_key(privacy, settings.paths.root)
     except KeyProblem as exc:
@@ -137,7 +96,7 @@ def rekey(
 
     from vitalflow.privacy.rekey import rekey as run_rekey
 
-    settings, privacy, _ = _settings()
+    settings, privacy = _settings()
     try:
         old_key = configured_key(privacy, settings.paths.root)
         if old_key is None:
@@ -174,7 +133,7 @@ def reidentify(
     from vitalflow.privacy.identity import REIDENTIFIER
     from vitalflow.privacy.identity import reidentify as lookup
 
-    settings, _, _ = _settings()
+    settings, _ = _settings()
     try:
         if url is None:
             if settings.database.url:

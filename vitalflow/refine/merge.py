@@ -1,56 +1,41 @@
-"""Refine on any backend: the set work runs in DuckDB over Arrow; the backend reads and upserts."""
+"""Refine's set work, once for every engine: newest version per key, upsert if newer, orphans
+parked and promoted, quarantine, counts. DuckDB over Arrow; the backend only reads and writes."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vitalflow.config import Settings
-from vitalflow.control import lock_pipeline, next_change_seq, record_touches, target_of
-from vitalflow.database import OBSERVATION_PENDING
-from vitalflow.gate import RefineGate
-from vitalflow.progress import Reporter, SilentReporter
+from storage_backends.base import Backend
 from vitalflow.reasons import Quarantine
-from vitalflow.refine import RefineResult, Work, newer_than, rank
-from vitalflow.storage import Layers
-from vitalflow.tables import OBSERVATION, PATIENT, QUARANTINE, Table
+from vitalflow.tables import OBSERVATION, OBSERVATION_PENDING, PATIENT, QUARANTINE, Table
+
+if TYPE_CHECKING:
+    from vitalflow.refine.run import RefineResult
 
 _ORPHAN_DETAIL = "subject is not a refined patient; refined automatically when it arrives"
 _RANK_COLUMNS = ["version", "last_updated", "content_hash"]
+# Newest version wins: versionId, then lastUpdated, then the content hash as a stable tie-break,
+# so the outcome does not depend on the order records arrive in.
+_RANK_TERMS = ("coalesce({t}version, -1)", "coalesce({t}last_updated, '-infinity'::timestamptz)",
+               "{t}content_hash")
 
 
-def refine_portable(layers: Layers, settings: Settings, run_id: str,
-                    reporter: Reporter | None = None) -> RefineResult:
-    """Refine every raw batch not refined into layers.refined before.
-
-    Each write is atomic on its own (all together where the engine has transactions); the
-    batches are marked refined last, so after a crash the next run redoes them, and rows it
-    had already written compare equal and are left alone.
-    """
-    reporter = reporter or SilentReporter()
-    result = RefineResult()
-    target = target_of(layers.refined, layers.control)
-    with layers.control.connect() as control:
-        lock_pipeline(control)
-        work = Work.find(control, layers.raw, target)
-        result.batches = [b.batch_id for b in work.pending]
-        seq = next_change_seq(control)
-        staged = _Staged()
-        gate = RefineGate(settings, control, layers.control.url, layers.raw, work.pending)
-        work.standardise(layers.raw, settings, gate, result, reporter, staged.add)
-        with reporter.step(f"merge into refined ({layers.refined.name})", None):
-            merge = _Merge(layers, seq, staged)
-            with layers.refined.transaction():
-                merge.run(result)
-            record_touches(control, merge.touched, seq)
-        work.done(control, target, run_id, gate)
-    return result
+def rank(alias: str = "", order: str = "") -> str:
+    """The version-ranking key of a row, e.g. rank("t.") or rank(order=" DESC")."""
+    return ", ".join(term.format(t=alias) + order for term in _RANK_TERMS)
 
 
-class _Staged:
+def newer_than(new: str, old: str) -> str:
+    """SQL: the row aliased new ranks strictly above the one aliased old."""
+    return f"({rank(new)}) > ({rank(old)})"
+
+
+class Staged:
     """This run's standardised rows, gathered for set work."""
 
     def __init__(self) -> None:
@@ -68,9 +53,9 @@ class _Staged:
         return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
-class _Merge:
-    def __init__(self, layers: Layers, seq: int, staged: _Staged) -> None:
-        self.refined = layers.refined
+class Merge:
+    def __init__(self, refined: Backend, seq: int, staged: Staged) -> None:
+        self.refined = refined
         self.seq = seq
         self.staged = staged
         self.now = datetime.now(UTC)
@@ -136,7 +121,15 @@ class _Merge:
                 self.touched += pc.unique(winners.filter(moved).column("stored_patient")
                                           ).to_pylist()
             rows = winners.drop_columns(["stored_patient"])
-        self.refined.upsert(table, self._stamped(rows))
+        rows = self._stamped(rows)
+        # Keys not stored yet are appended (a bulk load on every engine); the rest replace.
+        fresh = pc.is_in(rows.column(key), stored.column(key).combine_chunks(),
+                         skip_nulls=True) if stored.num_rows else None
+        if fresh is None:
+            self.refined.append(table, rows)
+        else:
+            self.refined.append(table, rows.filter(pc.invert(fresh)))
+            self.refined.upsert(table, rows.filter(fresh))
         return rows.num_rows
 
     def _stamped(self, rows: pa.Table) -> pa.Table:

@@ -21,8 +21,8 @@ from storage_backends.iceberg import (TARGET_FILE_BYTES, IcebergBackend, snapsho
                                       stored_bytes)
 from vitalflow import __version__
 from vitalflow.progress import Reporter, SilentReporter
-from vitalflow.raw import (RAW_SCHEMA, Batch, IngestResult, RecordReader, content_id, raw_table,
-                           resource_type_hint, who)
+from vitalflow.ingest import Batch, IngestResult, RAW_SCHEMA
+from vitalflow.ingest.parquet import RecordReader, content_id, raw_table, resource_type_hint, who
 from vitalflow.tables import Column as C
 from vitalflow.tables import Table
 
@@ -74,7 +74,7 @@ class MaintenanceResult:
 
 
 class IcebergRawStore:
-    """The RawStore API on Iceberg tables: same batch ids, same idempotency, plus history."""
+    """The ParquetRawStore API on Iceberg tables: same batch ids, same idempotency, plus history."""
 
     def __init__(self, backend: IcebergBackend) -> None:
         self.backend = backend

@@ -1,4 +1,4 @@
-"""Raw layer: each input file becomes one immutable, content-addressed Parquet batch."""
+"""Raw layer on files: each input file becomes one immutable, content-addressed Parquet batch."""
 
 from __future__ import annotations
 
@@ -19,48 +19,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vitalflow import __version__
+from vitalflow.ingest.store import RAW_SCHEMA, Batch, IngestError, IngestResult
 from vitalflow.progress import Reporter, SilentReporter
 
-RAW_SCHEMA = pa.schema([
-    pa.field("raw_record_id", pa.string(), False),
-    pa.field("batch_id", pa.string(), False),
-    pa.field("source_uri", pa.string(), False),
-    pa.field("record_number", pa.int64(), False),  # line number (NDJSON) or entry number (Bundle)
-    pa.field("raw_json", pa.large_string()),  # the record's text, untouched
-    pa.field("raw_bytes", pa.large_binary()),  # only for records that are not valid UTF-8
-])
 INPUT_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz")
 _BOM = b"\xef\xbb\xbf"
 _CHUNK_BYTES = 64 * 1024 * 1024
 # Min/max of record text is useless and costs several copies of each record while writing.
 _STATISTICS_COLUMNS = ["raw_record_id", "batch_id", "source_uri", "record_number"]
-
-
-class IngestError(RuntimeError):
-    """An input could not be read at all (missing, unreadable, corrupt compression)."""
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Manifest entry of one raw batch."""
-
-    batch_id: str
-    file_sha256: str
-    size_bytes: int
-    records: int
-    blank_lines: int
-    format: str
-    resource_type_hint: str | None  # from a bulk-export file name such as Observation.ndjson
-    source_uri: str
-    ingested_at: str
-    ingested_by: str
-    vitalflow_version: str
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    batch: Batch
-    new: bool  # False when the same content had been ingested before
 
 
 def discover_inputs(path: Path) -> list[Path]:
@@ -97,7 +63,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class RawStore:
+class ParquetRawStore:
     """Parquet batches and their manifest under one folder; written once, never changed."""
 
     def __init__(self, root: Path) -> None:

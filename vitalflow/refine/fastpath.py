@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from vitalflow.catalog import LOINC, Measure
-from vitalflow.fhir_rules import (OBSERVATION_STATUSES, Rejected, canonical_value, meta_values,
+from vitalflow.refine.rules import (OBSERVATION_STATUSES, Rejected, canonical_value, meta_values,
                                   parse_datetime, patient_key_of, patient_row)
 
 

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from vitalflow.catalog import LOINC
 from vitalflow.reasons import Quarantine
-from vitalflow.standardise import QUARANTINE_STAGE, StandardisedBatch, Standardiser
+from vitalflow.refine.standardise import QUARANTINE_STAGE, StandardisedBatch, Standardiser
 from vitalflow.terminology.cache import PersistentCache
 from vitalflow.terminology.check import OUTCOMES, check_codings
 from vitalflow.terminology.client import TerminologyClient

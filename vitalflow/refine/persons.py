@@ -8,7 +8,7 @@ import pyarrow as pa
 from vitalflow.config import Settings
 from vitalflow.merge import engine
 from vitalflow.merge.identity_rows import identity_rows_from_json
-from vitalflow.raw import Batch
+from vitalflow.ingest import Batch
 
 # Raw batches that can hold Patients: bulk-export Patient files and files of mixed content.
 _PATIENT_HINTS = ("Patient", None)

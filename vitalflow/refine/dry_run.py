@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from vitalflow.raw import (IngestError, RecordReader, discover_inputs, raw_table,
-                           resource_type_hint)
-from vitalflow.standardise import Standardiser
-from vitalflow.whitelist import Context, Whitelist
+from vitalflow.ingest import IngestError
+from vitalflow.ingest.parquet import RecordReader, discover_inputs, raw_table, resource_type_hint
+from vitalflow.refine.standardise import Standardiser
+from vitalflow.refine.whitelist import Context, Whitelist
 
 
 @dataclass

@@ -1,8 +1,11 @@
-"""Derive on any backend: changed patients read through the interface, metrics in DuckDB."""
+"""Derive, once for every engine: changed persons read through the interface, metrics in DuckDB,
+only rows whose values changed written back."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
@@ -11,10 +14,12 @@ import pyarrow.compute as pc
 from vitalflow.config import DeriveSettings
 from vitalflow.control import (last_change_seq, lock_pipeline, set_watermark, target_of,
                                touched_patients, watermark)
-from vitalflow.database import check_owner
-from vitalflow.derive import BMI_FLOW, SUMMARY_FLOW, DeriveResult, age_band_sql, category_sql
-from vitalflow.storage import Layers
+from vitalflow.database import act_as
+from vitalflow.derive.sql import BMI_FLOW, SUMMARY_FLOW, DeriveResult, age_band_sql, category_sql
 from vitalflow.tables import AGE_BAND_SUMMARY, OBSERVATION, PATIENT, PATIENT_BMI_LATEST, Table
+
+if TYPE_CHECKING:
+    from vitalflow.storage import Layers
 
 _MEASURES = ["body_height", "body_weight"]
 
@@ -25,14 +30,14 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
     return db
 
 
-def derive_patient_bmi_portable(layers: Layers, settings: DeriveSettings,
+def derive_patient_bmi(layers: Layers, settings: DeriveSettings,
                                 full: bool = False) -> dict[str, int]:
     """Recompute derived.patient_bmi_latest for patients whose inputs changed since last time."""
     refined, derived = layers.refined, layers.derived
     target = target_of(derived, layers.control)
-    with layers.control.connect() as control:
+    with derived.transaction(), layers.control.connect() as control:
         lock_pipeline(control)
-        check_owner(control, PATIENT_BMI_LATEST, BMI_FLOW)
+        act_as(control, PATIENT_BMI_LATEST, BMI_FLOW)
         upto = last_change_seq(control)
         since = 0 if full else watermark(control, target, PATIENT_BMI_LATEST.qualified_name)
         changed = _changed_patients(layers, since, touched_patients(control, since))
@@ -52,12 +57,12 @@ def derive_patient_bmi_portable(layers: Layers, settings: DeriveSettings,
     return {"changed_patients": len(changed), "written": written, "deleted": deleted}
 
 
-def derive_age_band_summary_portable(layers: Layers, settings: DeriveSettings) -> dict[str, int]:
+def derive_age_band_summary(layers: Layers, settings: DeriveSettings) -> dict[str, int]:
     """Regroup patient_bmi_latest; only groups whose values changed are rewritten."""
     derived = layers.derived
-    with layers.control.connect() as control:
+    with derived.transaction(), layers.control.connect() as control:
         lock_pipeline(control)
-        check_owner(control, AGE_BAND_SUMMARY, SUMMARY_FLOW)
+        act_as(control, AGE_BAND_SUMMARY, SUMMARY_FLOW)
         latest = derived.read(PATIENT_BMI_LATEST, ["age_years", "sex", "weight_category", "bmi"])  # noqa: F841 - DuckDB reads it by name
         new = _duckdb().execute(f"""
             SELECT {age_band_sql('age_years', settings.age_bands)} AS age_band, sex,
@@ -68,10 +73,10 @@ def derive_age_band_summary_portable(layers: Layers, settings: DeriveSettings) -
     return {"written": written, "deleted": deleted}
 
 
-def derive_portable(layers: Layers, settings: DeriveSettings, full: bool = False
-                    ) -> DeriveResult:
-    bmi = derive_patient_bmi_portable(layers, settings, full)
-    summary = derive_age_band_summary_portable(layers, settings)
+def derive(layers: Layers, settings: DeriveSettings, full: bool = False) -> DeriveResult:
+    """Bring both derived tables up to date with refined; full=True recomputes every person."""
+    bmi = derive_patient_bmi(layers, settings, full)
+    summary = derive_age_band_summary(layers, settings)
     return DeriveResult(bmi["changed_patients"], bmi["written"], bmi["deleted"],
                         summary["written"], summary["deleted"], full)
 
@@ -93,7 +98,7 @@ def _changed_patients(layers: Layers, since: int, touched: list[str]) -> pa.Arra
 
 def compute_bmi(observations: pa.Table, patients: pa.Table,
                  settings: DeriveSettings) -> pa.Table:
-    """The SQL twin of derive.compute_bmi: per person the latest weight of any of its records,
+    """Per person the latest weight of any of its records,
     the demographics of that record, the latest height of any record within the window."""
     in_window = (f"h_at >= effective_at - to_days(CASE WHEN age_years < 18 "
                  f"THEN {settings.child_height_window_days} "

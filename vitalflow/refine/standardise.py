@@ -11,12 +11,12 @@ import orjson
 import pyarrow as pa
 
 from vitalflow.catalog import MEASURES
-from vitalflow.fastpath import FastPath
-from vitalflow.fhir_rules import (Rejected, reference_id, standardise_observation,
+from vitalflow.refine.fastpath import FastPath
+from vitalflow.refine.rules import (Rejected, reference_id, standardise_observation,
                                   standardise_patient)
 from vitalflow.reasons import Filtered, Quarantine
 from vitalflow.tables import OBSERVATION, PATIENT, QUARANTINE
-from vitalflow.validation import observation_schema, split_valid
+from vitalflow.refine.validation import observation_schema, split_valid
 
 __all__ = ["Standardiser", "StandardisedBatch", "reference_id", "OBSERVATION_STAGE",
            "PATIENT_STAGE", "QUARANTINE_STAGE"]

@@ -9,37 +9,45 @@ import psycopg
 import pyarrow as pa
 
 from vitalflow.config import Settings
-from vitalflow.persons import link_persons, with_persons
+from vitalflow.refine.persons import link_persons, with_persons
 from vitalflow.privacy.identity import record_identities, register_key
 from vitalflow.privacy.keys import load_key
 from vitalflow.privacy.pseudonym import IDENTITY_SCHEMA, Pseudonymiser
-from vitalflow.raw import Batch
-from vitalflow.standardise import OBSERVATION_STAGE, PATIENT_STAGE, StandardisedBatch, Standardiser
-from vitalflow.terminology_stage import ADDED, TerminologyStage, with_added
+from vitalflow.ingest import Batch
+from vitalflow.refine.standardise import StandardisedBatch, Standardiser
+from vitalflow.refine.terminology_step import TerminologyStage, with_added
 from vitalflow.tables import OBSERVATION, PATIENT
-from vitalflow.whitelist import Context, load_whitelist
+from vitalflow.refine.whitelist import Context, load_whitelist
 
 WHITELIST_REASON = "whitelist:{rule}"
-# The columns after the gate: the standardised ones, the person, the terminology verdict.
-GATED_PATIENT = [*PATIENT_STAGE, PATIENT.column("person_key")]
-GATED_OBSERVATION = [*OBSERVATION_STAGE, *(OBSERVATION.column(f.name) for f in ADDED)]
 
 
 class RefineGate:
     """One per refine run, in the process that merges: cheap set work per chunk."""
 
-    def __init__(self, settings: Settings, control: psycopg.Connection, control_url: str,
-                 raw=None, pending: list[Batch] = ()) -> None:
-        self.terminology = (TerminologyStage(settings.terminology, control_url, Standardiser(
-            settings.refine.observation_codes, settings.refine.excluded_statuses,
-            settings.ingest.max_record_bytes)) if settings.terminology.enabled else None)
-        self.person_of = (link_persons(control, settings, raw, list(pending))
-                          if settings.merge.enabled else None)
-        self.whitelist = load_whitelist(settings.filter.path) if settings.filter.enabled else None
+    def __init__(self, settings: Settings, control_url: str) -> None:
+        self.settings = settings
+        self.control_url = control_url
+        self.terminology: TerminologyStage | None = None
+        self.person_of: dict[str, str] | None = None
+        self.whitelist = None
         self.context = Context(source_system=settings.privacy.source_system)
-        self.pseudonymiser = None
+        self.pseudonymiser: Pseudonymiser | None = None
         self.identities: list[pa.Table] = []
         self.parked: list[str] = []  # observations waiting for the terminology server
+
+    def open(self, control: psycopg.Connection, raw=None, pending: list[Batch] = ()) -> None:
+        """Load the rules and key, link this run's patient records to persons."""
+        settings = self.settings
+        if settings.terminology.enabled:
+            self.terminology = TerminologyStage(settings.terminology, self.control_url,
+                                                Standardiser(settings.refine.observation_codes,
+                                                             settings.refine.excluded_statuses,
+                                                             settings.ingest.max_record_bytes))
+        if settings.merge.enabled:
+            self.person_of = link_persons(control, settings, raw, list(pending))
+        if settings.filter.enabled:
+            self.whitelist = load_whitelist(settings.filter.path)
         if settings.privacy.enabled:
             self.key = load_key(settings.privacy, settings.paths.root)
             register_key(control, self.key)

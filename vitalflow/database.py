@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import logging
 
 import psycopg
@@ -11,17 +9,16 @@ import psycopg
 from typing import TYPE_CHECKING
 
 from storage_backends.postgres import PostgresBackend
+from storage_backends.sql import comment_statements
 from vitalflow.privacy.identity import ensure_identity_schema, grant_access
-from vitalflow.tables import DERIVED_TABLES, OBSERVATION, REFINED_TABLES, Table
+from vitalflow.tables import (DERIVED_TABLES, META_TABLES, OBSERVATION_PENDING, REFINED_TABLES,
+                              Table)
+from vitalflow.terminology.cache import DDL as TERMINOLOGY_CACHE_DDL
 
 if TYPE_CHECKING:
     from vitalflow.storage import Layers
 
 log = logging.getLogger("vitalflow.database")
-
-OBSERVATION_PENDING = replace(
-    OBSERVATION, name="observation_pending",
-    description="Observations whose patient is not (yet) refined; promoted when it arrives.")
 
 _META_DDL = """
 CREATE SCHEMA IF NOT EXISTS meta;
@@ -112,6 +109,11 @@ def ensure_layers(layers: Layers) -> None:
     with control.connect() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.ddl'))")
         conn.execute(_META_DDL)
+        # Created here too, not only on the first terminology check, so its comments are kept.
+        conn.execute(TERMINOLOGY_CACHE_DDL)
+        for table in META_TABLES:
+            for statement in comment_statements(table):
+                conn.execute(statement)
         for table in DERIVED_TABLES:
             conn.execute("INSERT INTO meta.table_owner VALUES (%s, %s) ON CONFLICT (table_name) "
                          "DO UPDATE SET owner_flow = EXCLUDED.owner_flow",

@@ -38,8 +38,8 @@ def build_site(dictionary: dict[str, Any], out: Path,
             continue
         depth = path.count("/")
         written.append(_write(out / path, _html(title, blocks, "../" * depth)))
-        written.append(_write(out / "markdown" / path.replace(".html", ".md"), _markdown(title,
-                                                                                      blocks)))
+        written.append(_write(out / "markdown" / path.replace(".html", ".md"),
+                              _markdown(title, blocks, path)))
     assets = Path(__file__).with_name("assets")
     for name in ("style.css", "search.js"):
         _write(out / "assets" / name, (assets / name).read_text())
@@ -199,7 +199,8 @@ def _html(title: str, blocks: list[Block], root: str) -> str:
         else:
             head = "".join(f"<th>{escape(h)}</th>" for h in block[1])
             rows = "".join(_row(row, len(block) > 3) for row in block[2])
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            head = f"<thead><tr>{head}</tr></thead>" if any(block[1]) else ""
+            body.append(f"<table>{head}<tbody>{rows}</tbody></table>")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -227,9 +228,12 @@ def _row(row: list[str], column: bool) -> str:
 
 
 
-def _markdown(title: str, blocks: list[Block]) -> str:
+def _markdown(title: str, blocks: list[Block], path: str) -> str:
+    # Pages mirror the site one folder down (markdown/); other files stay in the site.
+    site = "../" * (path.count("/") + 1) + (path.rpartition("/")[0] + "/").lstrip("/")
+
     def md(text: str) -> str:
-        return _LINK.sub(lambda m: f"[{m.group(1)}]({_md_target(m.group(2))})", text)
+        return _LINK.sub(lambda m: f"[{m.group(1)}]({_md_target(m.group(2), site)})", text)
 
     lines = [f"# {title}", ""]
     for block in blocks:
@@ -238,7 +242,7 @@ def _markdown(title: str, blocks: list[Block]) -> str:
         elif block[0] == "p":
             lines += [md(block[1]), ""]
         elif block[0] == "svg":
-            lines += [f"![entity-relationship picture](../{block[2]})", ""]
+            lines += [f"![entity-relationship picture]({site}{block[2]})", ""]
         else:
             lines.append("| " + " | ".join(block[1]) + " |")
             lines.append("|" + "---|" * len(block[1]))
@@ -248,9 +252,10 @@ def _markdown(title: str, blocks: list[Block]) -> str:
     return "\n".join(lines)
 
 
-def _md_target(url: str) -> str:
+def _md_target(url: str, site: str) -> str:
     path, _, anchor = url.partition("#")
-    return path.replace(".html", ".md") + (f"#{anchor}" if anchor else "")
+    path = path.replace(".html", ".md") if path.endswith(".html") else site + path
+    return path + (f"#{anchor}" if anchor else "")
 
 
 def _write(path: Path, text: str) -> Path:

@@ -271,7 +271,11 @@ OBSERVATION = Table(
 
 OBSERVATION_PENDING = replace(
     OBSERVATION, name="observation_pending",
-    description="Observations whose patient is not (yet) refined; promoted when it arrives.")
+    description="Observations whose patient is not (yet) refined; promoted when it arrives.",
+    # Its patient is by definition not in refined.patient yet: no join to claim.
+    columns=tuple(replace(c, description="patient the observation is about (not yet refined)",
+                          references=None) if c.name == "patient_key" else c
+                  for c in OBSERVATION.columns))
 
 QUARANTINE = Table(
     "refined", "quarantine", "Records that failed standardisation or validation, with why.",

@@ -149,6 +149,12 @@ class Backend(ABC):
         with self._timed("drop", table, 0):
             self._drop(table)
 
+    def comments(self, table: Table) -> dict[str, str]:
+        """The comments the engine holds: '' -> the table's, then column name -> its comment
+        ('' where none), for every column the engine has; create() writes table.comment and
+        each column's comment and refreshes them when the description changed."""
+        return self._comments(table)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Writes inside commit together where the engine can (see capabilities.transactions).
@@ -195,6 +201,9 @@ class Backend(ABC):
 
     @abstractmethod
     def _storage_bytes(self, table: Table) -> int: ...
+
+    def _comments(self, table: Table) -> dict[str, str]:
+        raise NotImplementedError(f"{self.name} cannot read comments back")
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -33,7 +33,8 @@ _INTERNAL = (
 )
 INSERT_BYTES = 32 << 20  # Arrow bytes per INSERT
 TYPES = {"text": "String", "int": "Int64", "float": "Float64", "bool": "Bool", "date": "Date32",
-         "timestamp": "DateTime64(6, 'UTC')", "json": "String", "decimal": "Decimal(18, 6)"}
+         "timestamp": "DateTime64(6, 'UTC')", "json": "String", "decimal": "Decimal(18, 6)",
+         "binary": "String"}
 
 # chdb hosts one engine, on one data path, per process; every backend on that path shares its
 # client (which serialises calls), and the engine lives until the process ends.
@@ -84,12 +85,25 @@ class ClickHouseBackend(Backend):
                     if any(table.column(k).nullable for k in table.primary_key) else "")
         statement = create_table(
             table, self.table_name(table), type_of=_type, primary_key=False,
-            column_suffix=lambda c: f" COMMENT {_literal(_describe(c))}", extra_columns=_INTERNAL,
+            column_suffix=lambda c: f" COMMENT {_literal(c.comment)}", extra_columns=_INTERNAL,
             suffix=(f"\nENGINE = ReplacingMergeTree({VERSION}, {DELETED})\nORDER BY ({keys})"
-                    f"{settings}\nCOMMENT {_literal(table.description)}"))
+                    f"{settings}\nCOMMENT {_literal(table.comment)}"))
         with self._errors():
             self.client.command(f"CREATE DATABASE IF NOT EXISTS {self.database(table)}")
             self.client.command(statement)
+        self._refresh_comments(table)
+
+    def _refresh_comments(self, table: Table) -> None:
+        """A table created by an earlier version keeps its old comments under CREATE … IF NOT
+        EXISTS: rewrite those that differ from the description (a metadata-only ALTER)."""
+        held = self._comments(table)
+        changes = [f"COMMENT COLUMN {c.name} {_literal(c.comment)}" for c in table.columns
+                   if c.name in held and held[c.name] != c.comment]
+        if held.get("") != table.comment:
+            changes.append(f"MODIFY COMMENT {_literal(table.comment)}")
+        if changes:
+            with self._errors():
+                self.client.command(f"ALTER TABLE {self.table_name(table)} {', '.join(changes)}")
 
     def _append(self, table: Table, data: pa.Table) -> None:
         # Without enforced keys an append is an insert like any other: a repeated key simply
@@ -146,6 +160,16 @@ class ClickHouseBackend(Backend):
                 "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database = "
                 "{database:String} AND table = {table:String}",
                 parameters={"database": self.database(table), "table": table.name}))
+
+    def _comments(self, table: Table) -> dict[str, str]:
+        where = {"database": self.database(table), "table": table.name}
+        with self._errors():
+            found = self.client.query(
+                "SELECT '', comment FROM system.tables WHERE database = {database:String} AND "
+                "name = {table:String} UNION ALL SELECT name, comment FROM system.columns WHERE "
+                "database = {database:String} AND table = {table:String}", parameters=where)
+        return {name: comment for name, comment in found.result_rows
+                if name not in (VERSION, DELETED)}
 
     def _drop(self, table: Table) -> None:
         with self._errors():
@@ -210,10 +234,6 @@ def _embedded_client(url: str) -> Client:
 
 def _type(column: Column) -> str:
     return f"Nullable({TYPES[column.type]})" if column.nullable else TYPES[column.type]
-
-
-def _describe(column: Column) -> str:
-    return column.description + (f" [{column.unit}]" if column.unit else "")
 
 
 def _literal(text: str) -> str:

@@ -18,8 +18,8 @@ from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table as IcebergTable
 from pyiceberg.table import Transaction
-from pyiceberg.types import (BooleanType, DateType, DecimalType, DoubleType, LongType,
-                             NestedField, StringType, TimestamptzType)
+from pyiceberg.types import (BinaryType, BooleanType, DateType, DecimalType, DoubleType,
+                             LongType, NestedField, StringType, TimestamptzType)
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from storage_backends.base import (Backend, BackendUnavailable, Capabilities, Filter, Snapshot,
@@ -30,7 +30,7 @@ from storage_backends.schema import Table
 ICEBERG_TYPES = {
     "text": StringType(), "int": LongType(), "float": DoubleType(), "bool": BooleanType(),
     "date": DateType(), "timestamp": TimestamptzType(), "json": StringType(),
-    "decimal": DecimalType(18, 6),
+    "decimal": DecimalType(18, 6), "binary": BinaryType(),
 }
 # Counted in Arrow memory (~1/4 as Parquet): an upsert or delete rewrites whole files, so files
 # of ~350k narrow rows keep a small upsert cheap without making scans open many files.
@@ -42,7 +42,7 @@ _COMPARISONS = {"=": ex.EqualTo, "!=": ex.NotEqualTo, "<": ex.LessThan, "<=": ex
 
 def iceberg_schema(table: Table) -> Schema:
     fields = [NestedField(i, c.name, ICEBERG_TYPES[c.type], required=not c.nullable,
-                          doc=c.description) for i, c in enumerate(table.columns, start=1)]
+                          doc=c.comment) for i, c in enumerate(table.columns, start=1)]
     keys = [i for i, c in enumerate(table.columns, start=1) if c.name in table.primary_key]
     return Schema(*fields, identifier_field_ids=keys)
 
@@ -103,16 +103,18 @@ class IcebergBackend(Backend):
 
     def _create(self, table: Table) -> None:
         self.create_iceberg(table.layer, table.name, iceberg_schema(table),
-                            {"comment": table.description, "owner": table.owner,
+                            {"comment": table.comment, "owner": table.owner,
                              "write.target-file-size-bytes": TARGET_FILE_BYTES})
 
     def create_iceberg(self, namespace: str, name: str, schema: Schema | pa.Schema,
                        properties: dict[str, str], **options) -> IcebergTable:
-        """Create a table from an Iceberg or Arrow schema if it does not exist."""
+        """Create a table from an Iceberg or Arrow schema if it does not exist; on a table that
+        exists, column docs and the given properties that differ are refreshed."""
         with self.service():
             self.catalog.create_namespace_if_not_exists(namespace)
-            return self.catalog.create_table_if_not_exists(
+            iceberg = self.catalog.create_table_if_not_exists(
                 (namespace, name), schema, properties=properties, **options)
+            return _refresh_docs(iceberg, schema, properties)
 
     def _append(self, table: Table, data: pa.Table) -> None:
         with self.service():
@@ -171,6 +173,11 @@ class IcebergBackend(Backend):
     def _snapshots(self, table: Table) -> list[Snapshot]:
         return snapshots_of(self.load(table))
 
+    def _comments(self, table: Table) -> dict[str, str]:
+        iceberg = self.load(table)
+        return {"": iceberg.properties.get("comment", ""),
+                **{f.name: f.doc or "" for f in iceberg.schema().fields}}
+
     # -- service errors -----------------------------------------------------------------------
 
     @contextmanager
@@ -204,6 +211,24 @@ class IcebergBackend(Backend):
             if self._s3.get(option):
                 text = text.replace(self._s3[option], "***")
         return redact(text)
+
+
+def _refresh_docs(iceberg: IcebergTable, schema: Schema | pa.Schema,
+                  properties: dict[str, str]) -> IcebergTable:
+    """Column docs and table properties as given, in one commit each, only where they differ
+    (a table created by an earlier version keeps its metadata otherwise)."""
+    held = {f.name: f.doc for f in iceberg.schema().fields}
+    changed = [f for f in schema.fields if f.name in held and f.doc != held[f.name]
+               ] if isinstance(schema, Schema) else []
+    if changed:
+        with iceberg.update_schema() as update:
+            for field in changed:
+                update.update_column(field.name, doc=field.doc)
+    stale = {k: v for k, v in properties.items() if iceberg.properties.get(k) != v}
+    if stale:
+        with iceberg.transaction() as txn:
+            txn.set_properties(stale)
+    return iceberg.refresh() if changed or stale else iceberg
 
 
 def stored_bytes(iceberg: IcebergTable) -> int:

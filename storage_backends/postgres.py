@@ -181,6 +181,10 @@ class PostgresBackend(Backend):
             return conn.execute("SELECT pg_total_relation_size(%s::regclass)",
                                 (table.qualified_name,)).fetchone()[0]
 
+    def _comments(self, table: Table) -> dict[str, str]:
+        with self._connection() as conn:
+            return postgres_comments(conn, table.qualified_name)
+
     def _drop(self, table: Table) -> None:
         with self._connection() as conn:
             conn.execute(f"DROP TABLE IF EXISTS {table.qualified_name}")
@@ -204,6 +208,18 @@ class PostgresBackend(Backend):
 def _create_index(table: Table, index: Index) -> str:
     return (f"CREATE INDEX IF NOT EXISTS {index.name(table.name)} ON {table.qualified_name} "
             f"USING {index.method} ({', '.join(index.columns)})")
+
+
+def postgres_comments(conn: psycopg.Connection, qualified_name: str) -> dict[str, str]:
+    """What psql's \\d+ shows: '' -> the table's comment, column -> its comment ('' if none)."""
+    found = conn.execute("SELECT to_regclass(%s)::oid", (qualified_name,)).fetchone()[0]
+    if found is None:
+        return {}
+    rows = conn.execute(
+        "SELECT '', obj_description(%s, 'pg_class') UNION ALL "
+        "SELECT attname, col_description(attrelid, attnum) FROM pg_attribute "
+        "WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped", (found, found)).fetchall()
+    return {name: comment or "" for name, comment in rows}
 
 
 def _as_text(table: Table, column: str) -> str:

@@ -19,6 +19,7 @@ class Pii(StrEnum):
     PSEUDONYM = "pseudonym"  # a key standing for a person, not a direct identifier
     QUASI = "quasi"  # identifying in combination (birth date, postcode)
     DIRECT = "direct"  # names, identifier values, raw FHIR text
+    RECORD_ID = "record_id"  # identifies a source or raw record, so it leads back to one person
 
 
 # Logical type -> (Arrow type, PostgreSQL type)
@@ -31,7 +32,9 @@ TYPES: dict[str, tuple[pa.DataType, str]] = {
     "timestamp": (pa.timestamp("us", tz="UTC"), "timestamptz"),
     "json": (pa.string(), "jsonb"),
     "decimal": (pa.decimal128(18, 6), "numeric(18,6)"),
+    "binary": (pa.binary(), "bytea"),
 }
+NUMERIC_TYPES = frozenset({"int", "float", "decimal"})
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,12 @@ class Column:
     type: str
     description: str
     nullable: bool = True
-    unit: str | None = None
-    pii: Pii = Pii.NONE
+    unit: str | None = None  # UCUM; numeric columns need one ('{count}' style for counts)
+    pii: Pii | None = None  # None: not yet classified (vitalflow dictionary check fails)
+    fhir_source: str | None = None  # FHIRPath of the element it comes from, and how
+    binding: str | None = None  # canonical URL of the ValueSet (or code list) its values are from
+    upstream: tuple[str, ...] = ()  # layer.table.column it is computed from (lineage)
+    references: str | None = None  # layer.table.column it points at (a join key)
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -50,6 +57,11 @@ class Column:
     @property
     def sql_type(self) -> str:
         return TYPES[self.type][1]
+
+    @property
+    def comment(self) -> str:
+        """The text every engine stores as the column's comment or doc."""
+        return self.description + (f" [{self.unit}]" if self.unit else "")
 
 
 @dataclass(frozen=True)
@@ -72,10 +84,16 @@ class Table:
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...]
     indexes: tuple[Index, ...] = ()
+    freshness: str | None = None  # timestamp column whose newest value says how fresh it is
 
     @property
     def qualified_name(self) -> str:
         return f"{self.layer}.{self.name}"
+
+    @property
+    def comment(self) -> str:
+        """The text every engine stores as the table's comment."""
+        return self.description
 
     @property
     def column_names(self) -> list[str]:

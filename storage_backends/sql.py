@@ -28,11 +28,9 @@ def create_table(table: Table, qualified_name: str | None = None,
 
 def comment_statements(table: Table) -> list[str]:
     """COMMENT ON statements so the description is visible in any SQL client."""
-    statements = [f"COMMENT ON TABLE {table.qualified_name} IS {quote(table.description)}"]
-    for c in table.columns:
-        unit = f" [{c.unit}]" if c.unit else ""
-        statements.append(f"COMMENT ON COLUMN {table.qualified_name}.{c.name} IS "
-                          f"{quote(c.description + unit)}")
+    statements = [f"COMMENT ON TABLE {table.qualified_name} IS {quote(table.comment)}"]
+    statements.extend(f"COMMENT ON COLUMN {table.qualified_name}.{c.name} IS {quote(c.comment)}"
+                      for c in table.columns)
     return statements
 
 

@@ -8,8 +8,10 @@ import psycopg
 
 from storage_backends.base import Backend
 from storage_backends.postgres import PostgresBackend
+from storage_backends.sql import comment_statements
 from vitalflow.privacy.identity import ensure_identity_schema, grant_access
-from vitalflow.tables import DERIVED_TABLES, REFINED_TABLES, Table
+from vitalflow.tables import DERIVED_TABLES, META_TABLES, REFINED_TABLES, Table
+from vitalflow.terminology.cache import DDL as TERMINOLOGY_CACHE_DDL
 
 log = logging.getLogger("vitalflow.database")
 
@@ -64,6 +66,11 @@ def ensure_layers(control: PostgresBackend, refined: Backend, derived: Backend) 
     with control.connect() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.ddl'))")
         conn.execute(_META_DDL)
+        # Created here too, not only on the first terminology check, so its comments are kept.
+        conn.execute(TERMINOLOGY_CACHE_DDL)
+        for table in META_TABLES:
+            for statement in comment_statements(table):
+                conn.execute(statement)
         for table in DERIVED_TABLES:
             conn.execute("INSERT INTO meta.table_owner VALUES (%s, %s) ON CONFLICT (table_name) "
                          "DO UPDATE SET owner_flow = EXCLUDED.owner_flow",

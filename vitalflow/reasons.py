@@ -33,3 +33,38 @@ class Filtered(StrEnum):
     CODE_NOT_IN_SCOPE = "code_not_in_scope"
     STATUS_EXCLUDED = "status_excluded"
     RESOURCE_NOT_IN_SCOPE = "resource_type_not_in_scope"
+
+
+# What each code means to someone reading refined.quarantine or a run summary.
+DESCRIPTIONS: dict[str, str] = {
+    Quarantine.MALFORMED_JSON: "The line or Bundle entry is not a JSON object.",
+    Quarantine.NOT_A_RESOURCE: "JSON without a usable resourceType.",
+    Quarantine.MISSING_ID: "The resource has no id.",
+    Quarantine.MISSING_SUBJECT: "The Observation has no subject reference.",
+    Quarantine.UNKNOWN_PATIENT: "Orphan: the Observation's patient is not (yet) in "
+    "refined.patient. It waits in refined.observation_pending and is promoted, and this row "
+    "removed, when the patient arrives.",
+    Quarantine.MISSING_CODE: "The Observation has no code.coding.",
+    Quarantine.INVALID_CODE: "A LOINC code with a wrong check digit or shape.",
+    Quarantine.UNKNOWN_CODE_SYSTEM: "No coding from a known code system (LOINC, or a feeder "
+    "system with a ConceptMap to LOINC).",
+    Quarantine.MISSING_VALUE: "The Observation has no valueQuantity.value.",
+    Quarantine.INVALID_VALUE: "The value is not a finite number.",
+    Quarantine.UNKNOWN_UNIT: "The unit cannot be converted to the measure's canonical UCUM unit.",
+    Quarantine.OUT_OF_RANGE: "Physiologically impossible after conversion to the canonical "
+    "unit (vitalflow.catalog ranges).",
+    Quarantine.MISSING_EFFECTIVE: "No effectiveDateTime, effectiveInstant or "
+    "effectivePeriod.start.",
+    Quarantine.INVALID_DATE: "A date or time that cannot be read, or a birth date in the future.",
+    Quarantine.INVALID_STATUS: "Observation.status is not an observation-status code.",
+    Quarantine.INVALID_GENDER: "Patient.gender is not an administrative-gender code.",
+    Quarantine.RECORD_TOO_LARGE: "The record is larger than the pipeline accepts.",
+    Quarantine.SCHEMA_VIOLATION: "The standardised row broke the pandera contract built from "
+    "vitalflow/tables.py (types, canonical units, ranges).",
+    Quarantine.TERMINOLOGY_REJECTED: "The terminology server rejected the code or unit; the "
+    "detail carries its message.",
+    Filtered.CODE_NOT_IN_SCOPE: "A valid Observation whose LOINC code is not one of "
+    "refine.observation_codes.",
+    Filtered.STATUS_EXCLUDED: "A valid Observation whose status is in refine.excluded_statuses.",
+    Filtered.RESOURCE_NOT_IN_SCOPE: "A valid resource of a type vitalflow does not refine.",
+}

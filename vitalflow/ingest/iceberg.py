@@ -10,54 +10,26 @@ from pathlib import Path
 import pyarrow as pa
 from pyiceberg import expressions as ex
 from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
-from pyiceberg.schema import Schema
 from pyiceberg.table import Table as IcebergTable
 from pyiceberg.table.sorting import SortField, SortOrder
 from pyiceberg.transforms import IdentityTransform
-from pyiceberg.types import BinaryType, LongType, NestedField, StringType
 
 from storage_backends.base import Snapshot
-from storage_backends.iceberg import (TARGET_FILE_BYTES, IcebergBackend, snapshots_of,
-                                      stored_bytes)
+from storage_backends.iceberg import (TARGET_FILE_BYTES, IcebergBackend, iceberg_schema,
+                                      snapshots_of, stored_bytes)
 from vitalflow import __version__
 from vitalflow.progress import Reporter, SilentReporter
-from vitalflow.ingest import Batch, IngestResult, RAW_SCHEMA
+from vitalflow.ingest import RAW_SCHEMA, Batch, IngestResult
 from vitalflow.ingest.parquet import RecordReader, content_id, raw_table, resource_type_hint, who
-from vitalflow.tables import Column as C
-from vitalflow.tables import Table
+from vitalflow.tables import RAW_BATCH, RAW_RECORD
 
-BATCH = Table(
-    "raw", "batch", "Manifest of raw batches, one row per ingested file content; written after "
-    "the batch's records, so a row here is the batch's commit point.", owner="ingest",
-    columns=(
-        C("batch_id", "text", "first 32 hex digits of the file's SHA-256", nullable=False),
-        C("file_sha256", "text", "SHA-256 of the file", nullable=False),
-        C("size_bytes", "int", "file size", nullable=False, unit="By"),
-        C("records", "int", "records in the batch", nullable=False),
-        C("blank_lines", "int", "blank lines skipped", nullable=False),
-        C("format", "text", "ndjson, bundle, json or binary", nullable=False),
-        C("resource_type_hint", "text", "resource type from a bulk-export file name"),
-        C("source_uri", "text", "where the file was read from", nullable=False),
-        C("ingested_at", "timestamp", "when the batch was committed", nullable=False),
-        C("ingested_by", "text", "user who ingested it", nullable=False),
-        C("vitalflow_version", "text", "vitalflow version that ingested it", nullable=False),
-    ),
-    primary_key=("batch_id",),
-)
+BATCH = RAW_BATCH
 RECORD = ("raw", "record")
-RECORD_SCHEMA = Schema(
-    NestedField(1, "raw_record_id", StringType(), required=True),
-    NestedField(2, "batch_id", StringType(), required=True),
-    NestedField(3, "source_uri", StringType(), required=True),
-    NestedField(4, "record_number", LongType(), required=True),
-    NestedField(5, "raw_json", StringType(), required=False),
-    NestedField(6, "raw_bytes", BinaryType(), required=False),
-    identifier_field_ids=[1],
-)
+RECORD_SCHEMA = iceberg_schema(RAW_RECORD)  # the description's docs included
 # Each ingest writes files holding one batch in record order; exact batch_id bounds let reads
 # and deletes of a batch pick its files from metadata alone. Text bounds would only cost space.
 RECORD_PROPERTIES = {
-    "comment": "Every input record as it arrived, one batch per input file content.",
+    "comment": RAW_RECORD.comment, "owner": RAW_RECORD.owner,
     "write.target-file-size-bytes": TARGET_FILE_BYTES,
     "write.metadata.metrics.column.batch_id": "full",
     **{f"write.metadata.metrics.column.{c}": "counts"

@@ -49,6 +49,7 @@ _DESCRIPTIONS = {
     "first_seen": "when the record was first stored",
     "decision": "always or never link the two records", "decided_at": "when it was decided",
 }
+_UNITS = {"match_probability": "1", "match_weight": "{log2 Bayes factor}", "records": "{record}"}
 _SIDES = {"_l": "left record: ", "_r": "right record: ", "_a": "first record: ",
           "_b": "second record: "}
 
@@ -61,6 +62,7 @@ def _describe(name: str) -> str:
 def _table(name: str, description: str, schema: pa.Schema, key: tuple[str, ...]) -> Table:
     columns = tuple(
         Column(f.name, _TYPES[f.type], _describe(f.name), nullable=f.nullable,
+               unit=_UNITS.get(f.name),
                pii=Pii.DIRECT if f.name in _DIRECT else Pii.QUASI if f.name in _QUASI
                else Pii.PSEUDONYM if f.name.startswith("person_id") else Pii.NONE)
         for f in schema)

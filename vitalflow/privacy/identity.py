@@ -12,6 +12,7 @@ import pyarrow as pa
 from psycopg import errors, sql
 
 from vitalflow.privacy.keys import PseudonymKey
+from vitalflow.tables import IDENTITY_TABLES
 
 ANALYST = "vitalflow_analyst"
 REIDENTIFIER = "vitalflow_reidentifier"
@@ -29,8 +30,6 @@ CREATE TABLE IF NOT EXISTS identity.pseudonym_key (
   key_id text PRIMARY KEY,
   activated_at timestamptz NOT NULL DEFAULT now(),
   retired_at timestamptz);
-COMMENT ON TABLE identity.pseudonym_key IS
-  'Key ids (never keys) of the pseudonymisation keys; one is active (retired_at is null)';
 CREATE UNIQUE INDEX IF NOT EXISTS pseudonym_key_one_active
   ON identity.pseudonym_key ((true)) WHERE retired_at IS NULL;
 CREATE TABLE IF NOT EXISTS identity.patient_identity (
@@ -40,8 +39,6 @@ CREATE TABLE IF NOT EXISTS identity.patient_identity (
   key_id text NOT NULL REFERENCES identity.pseudonym_key,
   first_seen timestamptz NOT NULL DEFAULT now(),
   UNIQUE (source_system, source_id));
-COMMENT ON TABLE identity.patient_identity IS
-  'Source patient identity behind each pseudonym; readable only through identity.reidentify';
 CREATE TABLE IF NOT EXISTS identity.reidentification_log (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   at timestamptz NOT NULL DEFAULT now(),
@@ -50,8 +47,6 @@ CREATE TABLE IF NOT EXISTS identity.reidentification_log (
   pseudonym text NOT NULL,
   reason text NOT NULL,
   found boolean NOT NULL);
-COMMENT ON TABLE identity.reidentification_log IS
-  'Every re-identification: who (database and operating-system user), when, which, why';
 CREATE TABLE IF NOT EXISTS identity.rekey_log (
   at timestamptz NOT NULL DEFAULT now(),
   db_user text NOT NULL DEFAULT session_user,
@@ -90,6 +85,9 @@ def ensure_identity_schema(conn: psycopg.Connection) -> None:
     """Create the identity schema (run as the owner of the refined and derived schemas)."""
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.identity.ddl'))")
     conn.execute(_DDL)
+    for table in IDENTITY_TABLES:  # descriptions live with every other table's
+        conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
+            sql.Identifier(table.layer, table.name), sql.Literal(table.comment)))
 
 
 def ensure_roles(conn: psycopg.Connection, passwords: Mapping[str, str] | None = None,

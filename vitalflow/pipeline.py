@@ -12,6 +12,7 @@ from pathlib import Path
 from vitalflow.config import Settings
 from vitalflow.database import OBSERVATION_PENDING
 from vitalflow.derive import DeriveResult, derive_age_band_summary, derive_patient_bmi
+from vitalflow.monitoring.run_metrics import instrument_run
 from vitalflow.persons import reconcile_persons
 from vitalflow.progress import Reporter, SilentReporter
 from vitalflow.raw import IngestError, discover_inputs
@@ -98,6 +99,7 @@ def record_run(layers: Layers, run_id: str, status: str, counts: dict | None = N
                      (run_id, status, json.dumps(counts) if counts else None))
 
 
+@instrument_run  # monitoring (issue 17): pushes this run's metrics, or its failure
 def run(settings: Settings, input_path: Path, reporter: Reporter | None = None,
         profile: str | None = None) -> dict:
     """Run all three stages on the profile's storage and return the run summary."""

@@ -32,6 +32,13 @@ def choose_ports(preferred: dict[str, int], remembered: dict[str, int]) -> dict[
     return chosen
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
 class Process:
     """One server process; its pidfile and log sit in folder, and its command line names the
     folder, so a reused pid is not mistaken for it."""
@@ -50,11 +57,12 @@ class Process:
         return pid if str(self.folder).encode() in command and _alive(pid) else None
 
     def start(self, command: list[str]) -> subprocess.Popen:
+        self.logfile.touch(mode=0o600)
         with self.logfile.open("ab") as log:
             process = subprocess.Popen(command, cwd=self.folder, stdout=log,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True, umask=0o077)
-        self.pidfile.write_text(str(process.pid))
+        write_private(self.pidfile, str(process.pid))
         return process
 
     def wait_ready(self, process: subprocess.Popen, url: str, timeout: float) -> None:

@@ -8,6 +8,7 @@ import logging
 import time
 from pathlib import Path
 
+from vitalflow.monitoring.processes import write_private
 from vitalflow.monitoring.probes import database_probe, filesystem_probe, raw_bytes
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,7 @@ def _count_dropped(settings) -> None:
 
     path = _dropped_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.touch(mode=0o600)
-    path.write_text(json.dumps({"count": dropped_pushes(settings) + 1}))
+    write_private(path, json.dumps({"count": dropped_pushes(settings) + 1}))
     counter = REGISTRY._names_to_collectors.get("vitalflow_monitoring_dropped_pushes")
     counter = counter or Counter("vitalflow_monitoring_dropped_pushes",
                                  "Run metric pushes dropped because the Pushgateway was down")

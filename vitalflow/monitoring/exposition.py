@@ -1,0 +1,49 @@
+"""`/metrics` for long-running processes: request counts and latency of a FastAPI app."""
+
+from __future__ import annotations
+
+import time
+
+
+def _metrics():
+    """The request metrics, registered once per process in the default registry."""
+    from prometheus_client import REGISTRY, Counter, Histogram
+
+    known = REGISTRY._names_to_collectors
+    if "vitalflow_http_requests" not in known:
+        Counter("vitalflow_http_requests", "HTTP requests served, by service, operation and "
+                "status class", ("service", "operation", "status"))
+        Histogram("vitalflow_http_request_duration_seconds", "Time to answer a request",
+                  ("service", "operation"),
+                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+    return known["vitalflow_http_requests"], known["vitalflow_http_request_duration_seconds"]
+
+
+def _operation(scope: dict) -> str:
+    """A low-cardinality name: the FHIR operation ($validate-code ...) or the route template."""
+    params = scope.get("path_params") or {}
+    if "op" in params:
+        return f"{params.get('kind', '')}/${params['op']}"
+    route = scope.get("route")
+    return getattr(route, "path", "other")
+
+
+def instrument(app, service: str) -> None:
+    """Mount /metrics on app and count its requests; does nothing without prometheus_client."""
+    try:
+        from prometheus_client import make_asgi_app
+    except ImportError:
+        return
+    requests, latency = _metrics()
+    app.mount("/metrics", make_asgi_app())
+
+    @app.middleware("http")
+    async def _count(request, call_next):
+        if request.url.path.startswith("/metrics"):
+            return await call_next(request)
+        started = time.perf_counter()
+        response = await call_next(request)
+        operation = _operation(request.scope)
+        requests.labels(service, operation, f"{response.status_code // 100}xx").inc()
+        latency.labels(service, operation).observe(time.perf_counter() - started)
+        return response

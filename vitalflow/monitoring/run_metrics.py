@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import socket
 import time
 from pathlib import Path
 
@@ -215,6 +216,12 @@ def _storage_metrics(summary: dict, settings, gauge) -> None:
               "successful runs").set(db["quarantine_share_baseline"])
 
 
+def grouping_key(summary: dict, settings) -> dict[str, str]:
+    """The Pushgateway group of a run: its profile and the configured instance."""
+    return {"profile": (summary.get("storage") or {}).get("profile", ""),
+            "instance": settings.monitoring.instance or socket.gethostname()}
+
+
 def push_run_metrics(summary: dict, settings) -> bool:
     """Push the run's metrics; on any failure log a warning, count the drop and return False."""
     if not settings.monitoring.enabled:
@@ -231,7 +238,7 @@ def push_run_metrics(summary: dict, settings) -> bool:
         # the last success and the freshness of each table survive failed runs.
         push = pushadd_to_gateway if summary.get("outcome") == "failed" else push_to_gateway
         push(url, job=JOB, registry=registry,
-             grouping_key={"profile": (summary.get("storage") or {}).get("profile", "")},
+             grouping_key=grouping_key(summary, settings),
              timeout=settings.monitoring.push_timeout_seconds)
     except Exception as exc:  # noqa: BLE001 - monitoring down must never fail a run
         log.warning("monitoring: run metrics dropped, Pushgateway %s not reachable (%s)", url,

@@ -12,7 +12,10 @@ class MonitoringSettings(BaseModel):
     # Empty: the Pushgateway of `vitalflow services up monitoring` when it runs, else none.
     pushgateway_url: str = ""
     push_timeout_seconds: float = Field(3.0, gt=0)
-    # Ports of the local stack; a taken port is replaced by a free one (remembered).
+    # The `instance` label of pushed run metrics (empty: the host name), so several
+    # environments can share one Pushgateway.
+    instance: str = ""
+    # Ports of the local stack; a taken port (or 0) is replaced by a free one (remembered).
     prometheus_port: int = 9090
     alertmanager_port: int = 9093
     pushgateway_port: int = 9091

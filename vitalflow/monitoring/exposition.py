@@ -31,15 +31,21 @@ def _operation(scope: dict) -> str:
 def instrument(app, service: str) -> None:
     """Mount /metrics on app and count its requests; does nothing without prometheus_client."""
     try:
-        from prometheus_client import make_asgi_app
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     except ImportError:
         return
+    from fastapi.responses import Response
+
     requests, latency = _metrics()
-    app.mount("/metrics", make_asgi_app())
+
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
 
     @app.middleware("http")
     async def _count(request, call_next):
-        if request.url.path.startswith("/metrics"):
+        if request.url.path == "/metrics":
             return await call_next(request)
         started = time.perf_counter()
         response = await call_next(request)

@@ -65,3 +65,18 @@ def test_terminology_server_serves_metrics():
     assert 'vitalflow_http_requests_total{operation="CodeSystem/$validate-code",' \
            'service="terminology",status="2xx"}' in text
     assert "vitalflow_http_request_duration_seconds_bucket" in text
+
+
+def test_worker_metrics_on_loopback():
+    from vitalflow.monitoring.exposition import serve_metrics
+
+    port = free_port()
+    server, thread = serve_metrics(port)
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    assert "process_cpu_seconds_total" in text
+    assert server.server_address[0] == "127.0.0.1"
+    assert serve_metrics(0) is None

@@ -53,3 +53,14 @@ def instrument(app, service: str) -> None:
         requests.labels(service, operation, f"{response.status_code // 100}xx").inc()
         latency.labels(service, operation).observe(time.perf_counter() - started)
         return response
+
+
+def serve_metrics(port: int):
+    """/metrics of this process (process, Python and vitalflow collectors) on 127.0.0.1:port,
+    from a daemon thread; for long-running processes without a web app, e.g. the Prefect
+    worker. Returns (server, thread), or None for port 0 or without prometheus_client."""
+    try:
+        from prometheus_client import start_http_server
+    except ImportError:
+        return None
+    return start_http_server(port, addr="127.0.0.1") if port else None

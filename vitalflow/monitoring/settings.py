@@ -21,6 +21,8 @@ class MonitoringSettings(BaseModel):
     pushgateway_port: int = 9091
     scrape_interval: str = "15s"
     evaluation_interval: str = "15s"
+    # /metrics of the Prefect worker (`make serve`) on 127.0.0.1; 0: none.
+    worker_metrics_port: int = 9188
     # Long-running processes scraped by the local Prometheus: name -> host:port (their /metrics).
     scrape_targets: dict[str, str] = {}
     # Thresholds pushed with each run as metrics, so the shipped rules stay one file.

@@ -415,7 +415,7 @@ def services_status() -> None:
                       "[green]running[/]" if status["running"] else "stopped",
                       status["endpoint"] or str(services["s3"].data_dir))
     for name, state in services["monitoring"].status().items():
-        table.add_row(f"{name} (monitoring)", "[green]running[/]" if state["running"] else
+        table.add_row(f"monitoring {name}", "[green]running[/]" if state["running"] else
                       "stopped", state["url"] or "")
     console.print(table)
 

@@ -68,7 +68,7 @@ def test_services_up_status_down_monitoring(tmp_path):
     try:
         assert "http://127.0.0.1:" in vitalflow("services", "up", "monitoring")
         status = vitalflow("services", "status")
-        assert "prometheus (monitoring)" in status and status.count("running") >= 3
+        assert "monitoring prometheus" in status and status.count("running") >= 3
         state = tmp_path / "monitoring"
         assert state.stat().st_mode & 0o077 == 0
         assert all(p.stat().st_mode & 0o077 == 0 for p in state.iterdir())

@@ -61,7 +61,7 @@ def test_services_up_status_down_monitoring(tmp_path):
 
     def vitalflow(*args: str) -> str:
         result = subprocess.run([sys.executable, "-m", "vitalflow.cli", *args], env=env,
-                                capture_output=True, text=True, timeout=120)
+                                capture_output=True, text=True, timeout=120, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -26,11 +27,16 @@ def register(app: typer.Typer) -> None:
     app.add_typer(monitoring_app, name="monitoring")
 
 
+Host = Annotated[str, typer.Option(help="interface to bind")]
+
+
 @alerts_app.command()
-def listen(host: str = typer.Option("127.0.0.1", help="interface to bind"),
-           port: int = typer.Option(9099, help="TCP port ([alerting] webhook_url points here)"),
-           store: Path | None = typer.Option(None, help="JSON-lines file (default "
-                                             "<paths.home>/monitoring/alerts.jsonl)")) -> None:
+def listen(host: Host = "127.0.0.1",
+           port: Annotated[int, typer.Option(
+               help="TCP port (alerting.webhook_url points here)")] = 9099,
+           store: Annotated[Path | None, typer.Option(
+               help="JSON-lines file (default <paths.home>/monitoring/alerts.jsonl)")] = None
+           ) -> None:
     """Receive Alertmanager notifications: print each alert and append it to a JSON-lines file."""
     from vitalflow.monitoring.receiver import AlertReceiver
 
@@ -46,10 +52,11 @@ def listen(host: str = typer.Option("127.0.0.1", help="interface to bind"),
 
 
 @monitoring_app.command("status-page")
-def status_page(host: str = typer.Option("127.0.0.1", help="interface to bind"),
-                port: int = typer.Option(8190, help="TCP port"),
-                prometheus: str = typer.Option("", help="Prometheus URL (default: the local "
-                                               "stack of `services up monitoring`)")) -> None:
+def status_page(host: Host = "127.0.0.1",
+                port: Annotated[int, typer.Option(help="TCP port")] = 8190,
+                prometheus: Annotated[str, typer.Option(
+                    help="Prometheus URL (default: the local stack of `services up "
+                    "monitoring`)")] = "") -> None:
     """Serve the status page: the dashboard's panels and firing alerts, from Prometheus."""
     import uvicorn
 
@@ -83,7 +90,8 @@ def check() -> None:
             table.add_row(name, f"[yellow]{command[0]} not installed[/]")
             failed = True
             continue
-        result = subprocess.run(command, capture_output=True, text=True, cwd=INFRA)
+        result = subprocess.run(command, capture_output=True, text=True, cwd=INFRA,
+                                check=False)
         failed |= result.returncode != 0
         table.add_row(name, "[green]ok[/]" if result.returncode == 0 else
                       f"[red]failed[/]\n{result.stdout[-1500:]}{result.stderr[-1500:]}")
@@ -93,9 +101,9 @@ def check() -> None:
 
 
 @monitoring_app.command()
-def grafana(out: Path | None = typer.Option(None, help="where to write the dashboard JSON "
-                                            "(default infra/monitoring/grafana/vitalflow.json)")
-            ) -> None:
+def grafana(out: Annotated[Path | None, typer.Option(
+        help="where to write the dashboard JSON (default "
+        "infra/monitoring/grafana/vitalflow.json)")] = None) -> None:
     """Write the Grafana dashboard (the status page's panels) as JSON."""
     from vitalflow.monitoring.panels import GRAFANA_FILE, write_grafana_dashboard
 

@@ -53,7 +53,7 @@ class AlertReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 length = int(self.headers.get("content-length") or 0)
                 if length > MAX_BODY:
                     return self._answer(413, {"error": "body too large"})
@@ -66,7 +66,7 @@ class AlertReceiver:
                 receiver._keep(notification)
                 return self._answer(200, {"status": "stored"})
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._answer(200, receiver.notifications())
 
             def _answer(self, status: int, body) -> None:

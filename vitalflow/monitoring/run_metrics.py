@@ -9,8 +9,8 @@ import socket
 import time
 from pathlib import Path
 
-from vitalflow.monitoring.processes import write_private
 from vitalflow.monitoring.probes import database_probe, filesystem_probe, raw_bytes
+from vitalflow.monitoring.processes import write_private
 
 log = logging.getLogger(__name__)
 FLOW = "vitalflow-pipeline"
@@ -45,7 +45,7 @@ def dropped_pushes(settings) -> int:
 
 
 def _count_dropped(settings) -> None:
-    from prometheus_client import Counter, REGISTRY
+    from prometheus_client import REGISTRY, Counter
 
     path = _dropped_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -96,7 +96,8 @@ class MonitoringStack:
 
     def down(self) -> bool:
         """Stop all three; False when none was running."""
-        return any([process.stop() for process in self.processes.values()])
+        stopped = [process.stop() for process in self.processes.values()]  # stop every one
+        return any(stopped)
 
     def render(self) -> None:
         """The configs under the state folder, from infra/monitoring/ and the settings."""

@@ -17,11 +17,12 @@ from vitalflow.services import free_port
 def test_pushgateway_down_never_fails_a_run(settings, tmp_path, caplog):
     generate(tmp_path / "in", 20, seed=3)
     down = settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update={
-        "pushgateway_url": f"http://127.0.0.1:{free_port()}", "push_timeout_seconds": 1})})
+        "pushgateway_url": f"http://ops:s3cret@127.0.0.1:{free_port()}",
+        "push_timeout_seconds": 1})})
     with caplog.at_level(logging.WARNING, logger="vitalflow.monitoring"):
         summary = pipeline.run(down, tmp_path / "in")
     assert summary["counts"]["Observation"]["read"] > 0
-    assert "run metrics dropped" in caplog.text
+    assert "run metrics dropped" in caplog.text and "s3cret" not in caplog.text
     assert dropped_pushes(down) == 1
     assert not push_run_metrics(summary, down)
     assert dropped_pushes(down) == 2

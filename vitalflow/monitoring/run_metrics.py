@@ -9,6 +9,7 @@ import socket
 import time
 from pathlib import Path
 
+from storage_backends.base import redact
 from vitalflow.monitoring.probes import database_probe, filesystem_probe, raw_bytes
 from vitalflow.monitoring.processes import write_private
 
@@ -241,8 +242,8 @@ def push_run_metrics(summary: dict, settings) -> bool:
              grouping_key=grouping_key(summary, settings),
              timeout=settings.monitoring.push_timeout_seconds)
     except Exception as exc:  # noqa: BLE001 - monitoring down must never fail a run
-        log.warning("monitoring: run metrics dropped, Pushgateway %s not reachable (%s)", url,
-                    type(exc).__name__)
+        log.warning("monitoring: run metrics dropped, Pushgateway %s not reachable (%s)",
+                    redact(url), type(exc).__name__)
         try:
             _count_dropped(settings)
         except OSError:

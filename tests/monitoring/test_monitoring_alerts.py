@@ -60,20 +60,28 @@ def test_failed_run_alerts_and_resolves(monitoring_stack, settings, sample, tmp_
 
 
 def test_thresholds_crossed_alert_and_resolve(monitoring_stack, settings, sample):
-    """Quarantine share above its maximum and a derived table older than its target."""
-    s = monitoring_stack.settings(settings, quarantine_share_max=0.001,
-                                  freshness_target_hours={"derived.patient_bmi_latest": 1e-4})
+    """Thresholds the run's metrics cross: quarantine share, table freshness, time since the
+    last success, free disk space; each alert resolves when the next push carries
+    thresholds that hold."""
+    crossed = {"quarantine_share_max": 0.001, "expected_run_interval_hours": 1e-4,
+               "freshness_target_hours": {"derived.patient_bmi_latest": 1e-4},
+               "storage_free_ratio_min": 0.99999}
+    s = monitoring_stack.settings(settings, **crossed)
     pipeline.run(s, sample)
     labels = {"instance": s.monitoring.instance}
-    monitoring_stack.wait_alert("VitalflowQuarantineShareHigh", "firing", **labels)
-    stale = monitoring_stack.wait_alert("VitalflowDerivedTableStale", "firing", **labels)
-    assert stale["labels"]["table"] == "derived.patient_bmi_latest"
-    # The fix: thresholds that hold, pushed with the next run.
+    alerts = ("VitalflowQuarantineShareHigh", "VitalflowDerivedTableStale",
+              "VitalflowNoRecentSuccess", "VitalflowStorageNearlyFull")
+    fired = {name: monitoring_stack.wait_alert(name, "firing", **labels) for name in alerts}
+    assert fired["VitalflowDerivedTableStale"]["labels"]["table"] == "derived.patient_bmi_latest"
+    for name, alert in fired.items():
+        assert alert["annotations"]["runbook"] == f"docs/monitoring.md#{name.lower()}"
+    # The fix: the default thresholds, pushed with the next run.
+    defaults = type(s.monitoring)()
     fixed = s.model_copy(update={"monitoring": s.monitoring.model_copy(update={
-        "quarantine_share_max": 0.9, "freshness_target_hours": {}})})
+        name: getattr(defaults, name) for name in crossed})})
     pipeline.run(fixed, sample)
-    monitoring_stack.wait_alert("VitalflowQuarantineShareHigh", "resolved", **labels)
-    monitoring_stack.wait_alert("VitalflowDerivedTableStale", "resolved", **labels)
+    for name in alerts:
+        monitoring_stack.wait_alert(name, "resolved", **labels)
     monitoring_stack.forget(s)
 
 

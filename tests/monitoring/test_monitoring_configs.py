@@ -12,7 +12,7 @@ from uuid import uuid4
 import pytest
 import yaml
 
-from tests.monitoring.conftest import needs_stack
+from tests.monitoring.stack_helpers import needs_stack
 from vitalflow.config import load_settings
 from vitalflow.monitoring.cli import INFRA, checks
 from vitalflow.monitoring.panels import GRAFANA_FILE, PANELS, grafana_dashboard

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.monitoring.conftest import Background, needs_stack
+from tests.monitoring.stack_helpers import Background, needs_stack
 from vitalflow import pipeline
 from vitalflow.config import PROJECT_ROOT
 from vitalflow.generate import generate

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 
+@functools.cache
 def _metrics():
     """The request metrics, registered once per process in the default registry."""
-    from prometheus_client import REGISTRY, Counter, Histogram
+    from prometheus_client import Counter, Histogram
 
-    known = REGISTRY._names_to_collectors
-    if "vitalflow_http_requests" not in known:
-        Counter("vitalflow_http_requests", "HTTP requests served, by service, operation and "
-                "status class", ("service", "operation", "status"))
-        Histogram("vitalflow_http_request_duration_seconds", "Time to answer a request",
-                  ("service", "operation"),
-                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-    return known["vitalflow_http_requests"], known["vitalflow_http_request_duration_seconds"]
+    return (Counter("vitalflow_http_requests", "HTTP requests served, by service, operation "
+                    "and status class", ("service", "operation", "status")),
+            Histogram("vitalflow_http_request_duration_seconds", "Time to answer a request",
+                      ("service", "operation"),
+                      buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)))
 
 
 def _operation(scope: dict) -> str:

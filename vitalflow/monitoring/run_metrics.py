@@ -45,16 +45,20 @@ def dropped_pushes(settings) -> int:
         return 0
 
 
-def _count_dropped(settings) -> None:
-    from prometheus_client import REGISTRY, Counter
+@functools.cache
+def _dropped_counter():
+    """This process's count of dropped pushes (seen on /metrics of long-running processes)."""
+    from prometheus_client import Counter
 
+    return Counter("vitalflow_monitoring_dropped_pushes",
+                   "Run metric pushes dropped because the Pushgateway was down")
+
+
+def _count_dropped(settings) -> None:
     path = _dropped_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(path, json.dumps({"count": dropped_pushes(settings) + 1}))
-    counter = REGISTRY._names_to_collectors.get("vitalflow_monitoring_dropped_pushes")
-    counter = counter or Counter("vitalflow_monitoring_dropped_pushes",
-                                 "Run metric pushes dropped because the Pushgateway was down")
-    counter.inc()
+    _dropped_counter().inc()
 
 
 def pushgateway_url(settings) -> str | None:

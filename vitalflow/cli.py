@@ -16,13 +16,15 @@ from storage_backends.base import redact
 from vitalflow.config import load_settings
 from vitalflow.dictionary import cli as dictionary_cli
 from vitalflow.merge import cli as merge_cli
+from vitalflow.monitoring import cli as monitoring_cli
+from vitalflow.monitoring.stack import MonitoringStack
 from vitalflow.privacy import cli as privacy_cli
 from vitalflow.refine import cli as refine_cli
 from vitalflow.terminology import cli as terminology_cli
 
 app = typer.Typer(help="FHIR clinical data: raw -> refined -> derived.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-services_app = typer.Typer(help="Local services: embedded PostgreSQL, S3 object store.",
+services_app = typer.Typer(help="Local services: embedded PostgreSQL, S3 object store, monitoring stack.",
                            no_args_is_help=True)
 app.add_typer(services_app, name="services")
 raw_app = typer.Typer(help="The raw layer: batches, snapshots, maintenance.")
@@ -35,6 +37,7 @@ app.add_typer(merge_cli.app, name="merge")
 app.command("unmerge")(merge_cli.unmerge)
 app.add_typer(terminology_cli.app, name="terminology")
 app.add_typer(dictionary_cli.app, name="dictionary")
+monitoring_cli.register(app)  # `alerts` and `monitoring` command groups
 console = Console()
 errors = Console(stderr=True)
 PROFILE_HELP = ("Storage profile: postgres, lakehouse, clickhouse, mixed or one defined in "
@@ -349,7 +352,7 @@ def _iceberg_raw(profile: str | None):
     return layers.raw
 
 
-SERVICES = ("postgres", "s3")
+SERVICES = ("postgres", "s3", "monitoring")
 ServiceNames = Annotated[list[str] | None, typer.Argument(
     help=f"Which services: {', '.join(SERVICES)} (default: all).")]
 
@@ -362,7 +365,8 @@ def _services(names: list[str] | None, settings) -> dict:
         raise _fail(f"unknown service {', '.join(unknown)}; known: {', '.join(SERVICES)}")
     chosen = names or list(SERVICES)
     made = {"postgres": lambda: storage.embedded_postgres(settings),
-            "s3": lambda: storage.embedded_object_store(settings)}
+            "s3": lambda: storage.embedded_object_store(settings),
+            "monitoring": lambda: MonitoringStack(settings)}
     return {name: made[name]() for name in chosen}
 
 
@@ -412,6 +416,9 @@ def services_status() -> None:
         table.add_row("s3 (embedded SeaweedFS)",
                       "[green]running[/]" if status["running"] else "stopped",
                       status["endpoint"] or str(services["s3"].data_dir))
+    for name, state in services["monitoring"].status().items():
+        table.add_row(f"monitoring {name}", "[green]running[/]" if state["running"] else
+                      "stopped", state["url"] or "")
     console.print(table)
 
 

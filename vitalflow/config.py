@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from vitalflow.merge.settings import MergeSettings
+from vitalflow.monitoring.settings import AlertingSettings, MonitoringSettings
 from vitalflow.privacy.settings import PrivacySettings
 from vitalflow.terminology.settings import TerminologySettings
 
@@ -170,6 +171,8 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = PrivacySettings()
     merge: MergeSettings = MergeSettings()
     terminology: TerminologySettings = TerminologySettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    alerting: AlertingSettings = AlertingSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,

@@ -17,6 +17,7 @@ from vitalflow.database import ensure_layers
 from vitalflow.derive.run import derive_age_band_summary, derive_patient_bmi
 from vitalflow.derive.sql import DeriveResult
 from vitalflow.ingest.run import IngestSummary, ingest
+from vitalflow.monitoring.run_metrics import push_run_metrics
 from vitalflow.progress import Reporter, SilentReporter
 from vitalflow.refine.persons import reconcile_persons
 from vitalflow.refine.run import RefineResult, refine
@@ -91,6 +92,8 @@ class PipelineRun:
         self.refined: RefineResult | None = None
         self.derived: DeriveResult | None = None
         self.seconds: dict[str, float] = {}
+        self._started = time.perf_counter()
+        self._summary: dict | None = None
 
     def __enter__(self) -> PipelineRun:
         if self.layers is None:
@@ -101,6 +104,7 @@ class PipelineRun:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             self._record("failed" if exc_type else "succeeded", self.counts() or None)
+            self._push_metrics(exc_type)
         finally:
             if self._owns_layers:
                 self.layers.close()
@@ -129,7 +133,13 @@ class PipelineRun:
         return {t: c.as_dict() for t, c in sorted(self.refined.counts.items())}
 
     def summary(self) -> dict:
-        """A JSON-ready summary: this run's counts plus the current state of the tables."""
+        """A JSON-ready summary: this run's counts plus the current state of the tables (taken
+        once, when the run ends)."""
+        if self._summary is None:
+            self._summary = self._summarise()
+        return self._summary
+
+    def _summarise(self) -> dict:
         layers, refined = self.layers, self.refined or RefineResult()
         tables = {t.qualified_name: layers.refined.count(t) for t in REFINED_TABLES}
         tables.update({t.qualified_name: layers.derived.count(t) for t in DERIVED_TABLES})
@@ -157,6 +167,16 @@ class PipelineRun:
             "age_bands": bands,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
+
+    def _push_metrics(self, exc_type: type[BaseException] | None) -> None:
+        """The run's metrics to the Pushgateway (docs/monitoring.md); never fails the run."""
+        total = {"total": time.perf_counter() - self._started}
+        if exc_type is None:
+            summary = self.summary()
+            push_run_metrics(summary | {"seconds": summary["seconds"] | total}, self.settings)
+        else:
+            push_run_metrics({"outcome": "failed", "error": exc_type.__name__, "seconds": total,
+                              "storage": {"profile": self.layers.profile}}, self.settings)
 
     @contextmanager
     def _timed(self, stage: str) -> Iterator[None]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from vitalflow.monitoring.exposition import instrument
 from vitalflow.terminology import operations
 from vitalflow.terminology.fhir import FhirError, issue, outcome
 from vitalflow.terminology.registry import Registry
@@ -85,6 +86,7 @@ def create_app(registry: Registry | None = None, content_dir: Path | None = None
     reg = registry or Registry.from_directory(content_dir or CONTENT_DIR)
     app = FastAPI(title="vitalflow terminology", docs_url=None, redoc_url=None)
     app.state.registry = reg
+    instrument(app, "terminology")  # /metrics (docs/monitoring.md)
 
     @app.exception_handler(FhirError)
     async def _fhir_error(_: Request, exc: FhirError) -> JSONResponse:

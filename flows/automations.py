@@ -8,7 +8,7 @@ from uuid import UUID
 from prefect.automations import Automation, EventTrigger, SendNotification
 from prefect.events.schemas.automations import Posture
 
-from vitalflow.derive import BMI_FLOW, SUMMARY_FLOW
+from vitalflow.derive.sql import BMI_FLOW, SUMMARY_FLOW
 
 PIPELINE_FLOW = "vitalflow-pipeline"
 FLOWS = [PIPELINE_FLOW, BMI_FLOW, SUMMARY_FLOW]

@@ -10,6 +10,7 @@ from storage_backends.postgres import PostgresBackend
 from storage_backends.registry import open_backend
 from vitalflow.config import Settings
 from vitalflow.database import ensure_layers
+from vitalflow.ingest import RawStore
 from vitalflow.ingest.parquet import ParquetRawStore
 from vitalflow.services import EmbeddedPostgres
 
@@ -20,7 +21,7 @@ class Layers:
     is always PostgreSQL: the configured server or the embedded one."""
 
     profile: str
-    raw: ParquetRawStore  # or an IcebergRawStore, which has the same methods
+    raw: RawStore  # Parquet files or Iceberg (vitalflow/ingest/store.py)
     refined: Backend
     derived: Backend
     control: PostgresBackend

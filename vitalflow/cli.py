@@ -14,6 +14,7 @@ from rich.table import Table
 
 from storage_backends.base import redact
 from vitalflow.config import load_settings
+from vitalflow.audit import cli as audit_cli
 from vitalflow.merge import cli as merge_cli
 from vitalflow.privacy import cli as privacy_cli
 from vitalflow.refine import cli as refine_cli
@@ -33,6 +34,7 @@ app.add_typer(privacy_cli.keys_app, name="keys")
 app.add_typer(merge_cli.app, name="merge")
 app.command("unmerge")(merge_cli.unmerge)
 app.add_typer(terminology_cli.app, name="terminology")
+app.add_typer(audit_cli.app, name="audit")
 console = Console()
 errors = Console(stderr=True)
 PROFILE_HELP = ("Storage profile: postgres, lakehouse, clickhouse, mixed or one defined in "

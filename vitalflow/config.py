@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from vitalflow.audit.settings import AuditSettings
 from vitalflow.merge.settings import MergeSettings
 from vitalflow.privacy.settings import PrivacySettings
 from vitalflow.terminology.settings import TerminologySettings
@@ -170,6 +171,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = PrivacySettings()
     merge: MergeSettings = MergeSettings()
     terminology: TerminologySettings = TerminologySettings()
+    audit: AuditSettings = AuditSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,

@@ -31,7 +31,7 @@ class AuditUnavailable(RuntimeError):
 
 def scrub(value: Any, name: str = "") -> Any:
     """The value with secrets removed: secret-named fields dropped, passwords in URLs masked."""
-    if _SECRET_NAME.search(name) and value not in (None, ""):
+    if _SECRET_NAME.search(name) and isinstance(value, str) and value:
         return "removed"
     if isinstance(value, dict):
         return {str(k): scrub(v, str(k)) for k, v in value.items()}
@@ -54,6 +54,19 @@ def os_user() -> str:
 def where() -> dict:
     """The process an event comes from (the database adds the time and the connected role)."""
     return {"host": socket.gethostname(), "pid": os.getpid(), "os_user": os_user()}
+
+
+def make_event(action: str, outcome: str = "succeeded", target: str | None = None,
+               params: dict | None = None, counts: dict | None = None,
+               error: BaseException | None = None, run_id: str | None = None,
+               app_user: str | None = None) -> dict:
+    """An event's content as the client knows it; secrets removed, empty fields left out."""
+    event = {"action": action, "outcome": outcome, **where(), "run_id": run_id,
+             "app_user": app_user, "target": target, "params": scrub(params or {}),
+             "counts": scrub(counts or {})}
+    if error is not None:
+        event["error_class"] = type(error).__name__  # the class only: messages may hold data
+    return {k: v for k, v in event.items() if v not in (None, {})}
 
 
 def append(conn: psycopg.Connection, event: dict) -> int:
@@ -82,25 +95,15 @@ class AuditTrail:
     def enabled(self) -> bool:
         return self.settings.audit.enabled
 
-    def event(self, action: str, outcome: str = "succeeded", target: str | None = None,
-              params: dict | None = None, counts: dict | None = None,
-              error: BaseException | None = None) -> dict:
-        event = {"action": action, "outcome": outcome, **where(), "run_id": self.run_id,
-                 "app_user": self.app_user, "target": target,
-                 "params": scrub(params or {}), "counts": scrub(counts or {})}
-        if error is not None:
-            event["error_class"] = type(error).__name__  # the class only: messages may hold data
-        return {k: v for k, v in event.items() if v not in (None, {})}
-
     def record(self, action: str, *, fail_closed: bool = True,
                conn: psycopg.Connection | None = None, **fields: Any) -> int | None:
         """Append one event (in conn's transaction when given). fail_closed: raise
         AuditUnavailable when it cannot be written; otherwise log it and go on."""
         if not self.enabled:
             return None
-        event = self.event(action, **fields)
+        event = make_event(action, run_id=self.run_id, app_user=self.app_user, **fields)
         try:
-            return append(conn or self._connection(), event)
+            return self._append(conn, event)
         except psycopg.Error as exc:
             self.close()
             message = (f"audit event {action} could not be written ({type(exc).__name__}: "
@@ -145,6 +148,20 @@ class AuditTrail:
             log.error("audit anchor not written (%s); the next one covers these events",
                       type(exc).__name__)
 
+    def _append(self, conn: psycopg.Connection | None, event: dict) -> int:
+        if conn is not None:
+            return append(conn, event)
+        conn = self._connection()
+        try:
+            return append(conn, event)
+        except (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName):
+            # A database no run has prepared yet (e.g. `services up` on a new server).
+            from vitalflow.audit.schema import ensure_audit_schema
+
+            with conn.transaction():
+                ensure_audit_schema(conn)
+            return append(conn, event)
+
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             url = self.url
@@ -159,3 +176,22 @@ class AuditTrail:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def service_event(settings: Settings, service: str, action: str) -> None:
+    """Start or stop of an embedded service, recorded when the control database is up (it is
+    never started just to record this); a lost event is logged."""
+    from vitalflow.storage import embedded_postgres
+
+    url = settings.database.url
+    if not url:
+        server = embedded_postgres(settings)
+        if not server.is_running():
+            log.warning("audit event %s %s not written: the control database is down",
+                        action, service)
+            return
+        url = server.url()
+    trail = AuditTrail(settings, url)
+    trail.record(action, fail_closed=False, target=service)
+    trail.anchor()
+    trail.close()

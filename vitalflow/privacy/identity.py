@@ -12,7 +12,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import errors, sql
 
-from vitalflow.audit.trail import where
+from vitalflow.audit.trail import append, make_event, where
 from vitalflow.privacy.keys import PseudonymKey
 
 ANALYST = "vitalflow_analyst"
@@ -176,6 +176,8 @@ def register_key(conn: psycopg.Connection, key: PseudonymKey) -> None:
                        "WHERE retired_at IS NULL").fetchone()
     if row is None:
         conn.execute("INSERT INTO identity.pseudonym_key (key_id) VALUES (%s)", (key.key_id,))
+        append(conn, make_event("privacy.key_registered", target="identity.pseudonym_key",
+                                params={"key_id": key.key_id, "origin": key.origin}))
     elif row[0] != key.key_id:
         raise KeyMismatch(f"the configured pseudonymisation key (key id {key.key_id}) is not the "
                           f"database's active key (key id {row[0]}): configure that key, or "

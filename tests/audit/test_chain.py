@@ -153,8 +153,9 @@ def test_concurrent_writers_keep_one_chain(settings, audit_db):
     assert verdict.events == verdict.head == 200
 
 
-def test_unwritable_event_stops_the_action(settings, tmp_path):
-    trail = AuditTrail(settings, settings.database.url)  # no audit schema in this database
+def test_unwritable_event_stops_the_action(settings, pg_server, audit_db):
+    name = psycopg.conninfo.conninfo_to_dict(audit_db)["dbname"]
+    trail = AuditTrail(settings, pg_server.url(name, role=ANALYST))  # may not append
     ran = []
     with pytest.raises(AuditUnavailable), trail.action("data.export", target="derived.x"):
         ran.append(True)

@@ -68,10 +68,12 @@ def _audit(conn, action: str, records: list[tuple[str, str]], result,
     from vitalflow.audit.trail import AuditTrail
     from vitalflow.config import load_settings
 
+    settings = load_settings()
     pseudonyms = [row[0] if row else "not yet pseudonymised" for row in (
         conn.execute("SELECT pseudonym FROM identity.patient_identity WHERE source_system = %s "
-                     "AND source_id = %s", key).fetchone() for key in records)]
-    AuditTrail(load_settings()).record(action, conn=conn, target="identity.person_link", params={
+                     "AND source_id = %s", (settings.privacy.source_system, source_id)
+                     ).fetchone() for _, source_id in records)]
+    AuditTrail(settings).record(action, conn=conn, target="identity.person_link", params={
         "records": pseudonyms, "person_id": person_id}, counts={
         "records": result.records, "persons": result.persons, "moved": len(result.moved)})
 

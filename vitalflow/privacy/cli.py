@@ -115,12 +115,15 @@ def rekey(
         if not yes:
             typer.confirm(f"Re-key from key id {old_key.key_id} to {new_key.key_id}?",
                           abort=True)
-        with psycopg.connect(_database_url(settings)) as conn:
+        trail = AuditTrail(settings, _database_url(settings))
+        with psycopg.connect(trail.url) as conn:
             result = run_rekey(conn, old_key, new_key, privacy=privacy)
             # In the re-keying transaction: no event, no re-keying.
-            AuditTrail(settings).record("privacy.rekey", conn=conn, target="identity", params={
+            trail.record("privacy.rekey", conn=conn, target="identity", params={
                 "old_key_id": result.old_key_id, "new_key_id": result.new_key_id},
                 counts={"identities": result.identities, **result.rows})
+        trail.anchor()
+        trail.close()
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     console.print(f"Re-keyed {result.identities:,} identities from key id {result.old_key_id} "

@@ -1,4 +1,4 @@
-"""Fixtures for the audit tests: a control database with the audit schema, roles, superuser access."""
+"""Audit test fixtures: a control database with the audit schema, the roles, superuser access."""
 
 from __future__ import annotations
 

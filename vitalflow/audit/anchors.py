@@ -1,4 +1,4 @@
-"""Anchors: the chain's head, HMAC-signed with a key kept outside the database, in a file beside it."""
+"""Anchors: the chain's head, HMAC-signed with a key kept outside the database, in a file."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The audit events of a pipeline run: started (with the configuration's hashes), batches, rows, end."""
+"""A pipeline run's audit events: start (with settings and whitelist hashes), batches, rows, end."""
 
 from __future__ import annotations
 

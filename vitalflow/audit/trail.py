@@ -1,4 +1,4 @@
-"""Writing audit events: who, what, where and the outcome; secrets removed before anything is sent."""
+"""Writing audit events: who, what, where and the outcome; secrets removed before they are sent."""
 
 from __future__ import annotations
 

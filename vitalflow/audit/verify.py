@@ -1,4 +1,4 @@
-"""Verifying the audit trail: every hash recomputed in the database, the chain and the anchors checked."""
+"""Verifying the audit trail: every hash recomputed in the database, chain and anchors checked."""
 
 from __future__ import annotations
 

@@ -76,7 +76,8 @@ BEGIN
           EXISTS (SELECT 1 FROM identity.patient_identity i WHERE i.pseudonym = p_pseudonym));
   -- In the same transaction: no re-identification without its audit event (vitalflow.audit).
   PERFORM audit.append(coalesce(nullif(current_setting('vitalflow.audit_where', true), '')::jsonb,
-                               '{}') || jsonb_build_object('action', 'identity.reidentify', 'outcome', 'succeeded',
+                               '{}') || jsonb_build_object(
+    'action', 'identity.reidentify', 'outcome', 'succeeded',
     'target', 'identity.patient_identity', 'app_user', p_requested_by,
     'params', jsonb_build_object('pseudonym', p_pseudonym, 'reason', btrim(p_reason)),
     'counts', jsonb_build_object('found', (SELECT count(*) FROM identity.patient_identity i

@@ -184,3 +184,26 @@ def test_no_secret_or_patient_identifier_in_any_event(settings, tmp_path, roles,
         text = "\n".join(r[0] for r in conn.execute("SELECT body FROM audit.event"))
     assert len(text) > 500
     assert not sorted(s for s in secrets if s in text), "identifier or secret in the audit trail"
+
+
+def test_raw_maintenance_and_runs_on_another_profile_are_recorded(cli, settings, tmp_path,
+                                                                  monkeypatch, roles):
+    """Raw on Iceberg (a local catalog): the audit still lives in the control database."""
+    monkeypatch.setenv("VITALFLOW__ICEBERG__CATALOG_URL", f"iceberg+sqlite:///{tmp_path}/c.db"
+                       f"?warehouse=file://{tmp_path}/warehouse")
+    monkeypatch.setenv("VITALFLOW__STORAGE__PROFILES", '{"icy": {"raw": "iceberg"}}')
+    write_ndjson(tmp_path / "in" / "Patient.ndjson", [patient("p1", birth="1970-01-01")])
+    cli("run", "--profile", "icy", "--input", str(tmp_path / "in"), "--json")
+    cli("raw", "maintain", "--profile", "icy", "--older-than-days", "0")
+    batch, = events(settings.database.url, "ingest.batch")
+    assert batch["params"]["file"] == "Patient.ndjson"
+    started, done = events(settings.database.url, "raw.maintain")
+    assert (started["outcome"], done["outcome"]) == ("started", "succeeded")
+    assert "expired_snapshots" in done["counts"]
+
+
+def test_reidentifier_statements_are_logged_by_the_server(ran, pg_server):
+    with psycopg.connect(pg_server.admin_url()) as conn:
+        config, = conn.execute("SELECT rolconfig FROM pg_roles WHERE rolname = %s",
+                               (REIDENTIFIER,)).fetchone()
+    assert "log_statement=all" in config

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from tests.fhir_factory import observation, patient, write_ndjson
 from vitalflow import pipeline
+from vitalflow.audit.trail import AuditUnavailable
 from vitalflow.cli import app
 from vitalflow.generate import generate
 from vitalflow.privacy.identity import REIDENTIFIER
@@ -207,3 +208,27 @@ def test_reidentifier_statements_are_logged_by_the_server(ran, pg_server):
         config, = conn.execute("SELECT rolconfig FROM pg_roles WHERE rolname = %s",
                                (REIDENTIFIER,)).fetchone()
     assert "log_statement=all" in config
+
+
+def test_lost_pipeline_events_keep_the_data_and_a_run_without_its_start_does_not_begin(
+        settings, tmp_path, admin, caplog):
+    write_ndjson(tmp_path / "a" / "Patient.ndjson", [patient("p1", birth="1970-01-01")])
+    write_ndjson(tmp_path / "b" / "Patient.ndjson", [patient("p2", birth="1980-01-01")])
+    pipeline.run(settings, tmp_path / "a")  # registers the key (a privacy event: fail closed)
+    layers = open_layers(settings)
+    with pipeline.PipelineRun(settings, layers=layers) as run:
+        # The audit breaks after the run began.
+        admin.execute("REVOKE EXECUTE ON FUNCTION audit.append(jsonb) FROM vitalflow")
+        run.ingest(tmp_path / "b")
+        run.refine()
+        run.derive()
+    assert "could not be written" in caplog.text and "data is kept" in caplog.text
+    with psycopg.connect(settings.database.url) as conn:
+        assert conn.execute("SELECT count(*) FROM refined.patient").fetchone()[0] == 2
+        assert conn.execute("SELECT status FROM meta.run WHERE run_id = %s",
+                            (run.run_id,)).fetchone()[0] == "succeeded"
+    with pytest.raises(AuditUnavailable), pipeline.PipelineRun(settings, layers=layers):
+        pass
+    layers.close()
+    with psycopg.connect(settings.database.url) as conn:
+        assert conn.execute("SELECT count(*) FROM meta.run").fetchone()[0] == 2

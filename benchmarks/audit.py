@@ -35,9 +35,15 @@ class _Clock:
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self._originals: list[tuple[object, str, object]] = []
+
+    def restore(self) -> None:
+        for owner, name, original in self._originals:
+            setattr(owner, name, original)
 
     def wrap(self, owner, name: str, context: bool = False) -> None:
         original = getattr(owner, name)
+        self._originals.append((owner, name, original))
         clock = self
 
         if context:
@@ -77,15 +83,28 @@ def run_overhead(server: EmbeddedPostgres, source: Path, scratch: Path, repeats:
     audit hooks of the audited runs, which noise between runs does not blur."""
     from vitalflow import pipeline
 
-    clock = _Clock()
-    for name in ("started", "finished", "rebuild"):
-        clock.wrap(runs.RunAudit, name)
-    clock.wrap(runs.RunAudit, "ingest", context=True)
     seconds: dict[str, list[float]] = {"on": [], "off": []}
     hooks = []
     # Not measured: the first run in a process pays for imports and warm-up.
     pipeline.run(load_settings(paths={"home": scratch / "warm-up"},
                                database={"url": _database(server)}), source)
+    clock = _Clock()
+    for name in ("started", "finished", "rebuild"):
+        clock.wrap(runs.RunAudit, name)
+    clock.wrap(runs.RunAudit, "ingest", context=True)
+    try:
+        _measure(server, source, scratch, repeats, clock, seconds, hooks)
+    finally:
+        clock.restore()
+    on, off = statistics.median(seconds["on"]), statistics.median(seconds["off"])
+    return {"runs_seconds": seconds, "median_on": on, "median_off": off,
+            "difference_percent": 100 * (on - off) / off,
+            "hook_seconds": hooks, "hook_percent_of_run": 100 * statistics.median(hooks) / on}
+
+
+def _measure(server, source, scratch, repeats, clock, seconds, hooks) -> None:
+    from vitalflow import pipeline
+
     for attempt in range(repeats):
         for mode in ("on", "off") if attempt % 2 == 0 else ("off", "on"):
             settings = load_settings(paths={"home": scratch / f"home-{attempt}-{mode}"},
@@ -98,10 +117,6 @@ def run_overhead(server: EmbeddedPostgres, source: Path, scratch: Path, repeats:
             if mode == "on":
                 hooks.append(clock.seconds)
             console.print(f"run {attempt + 1} audit {mode}: {seconds[mode][-1]:.1f} s")
-    on, off = statistics.median(seconds["on"]), statistics.median(seconds["off"])
-    return {"runs_seconds": seconds, "median_on": on, "median_off": off,
-            "difference_percent": 100 * (on - off) / off,
-            "hook_seconds": hooks, "hook_percent_of_run": 100 * statistics.median(hooks) / on}
 
 
 def synthetic_events(url: str, events: int) -> float:

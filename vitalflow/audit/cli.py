@@ -98,14 +98,30 @@ def show(
         table.add_column(column, overflow="fold")
     for e in rows:
         who = " / ".join(x for x in (e.get("app_user"), e.get("os_user"), e.get("db_role")) if x)
-        details = {k: v for k, v in (("params", e.get("params")), ("counts", e.get("counts")),
-                                     ("error", e.get("error_class"))) if v}
         colour = {"failed": "red", "started": "yellow"}.get(e.get("outcome"), "green")
         table.add_row(str(e["seq"]), e["at"][:23], e["action"],
                       f"[{colour}]{e.get('outcome', '')}[/]", who, e.get("target") or "",
                       f"{e.get('host', '')}:{e.get('pid', '')} {e.get('run_id') or ''}".strip(),
-                      json.dumps(details, sort_keys=True)[:200])
+                      _details(e))
     console.print(table)
+
+
+def _details(event: dict, hex_chars: int = 12) -> str:
+    """Parameters, counts and error as short key=value pairs; long hashes cut to a prefix."""
+    pairs = []
+
+    def add(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                add(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, str) and len(value) == 64:
+            pairs.append(f"{prefix}={value[:hex_chars]}…")
+        else:
+            pairs.append(f"{prefix}={value}")
+    add("", {**event.get("params", {}), **event.get("counts", {})})
+    if event.get("error_class"):
+        pairs.append(f"error={event['error_class']}")
+    return ", ".join(pairs)
 
 
 @app.command()

@@ -176,16 +176,17 @@ def report(result: dict) -> str:
              f"{', '.join(f'{s:.2f}' for s in run['runs_seconds']['on'])} |",
              f"| audit off (`[audit] enabled = false`) | {run['median_off']:.2f} | "
              f"{', '.join(f'{s:.2f}' for s in run['runs_seconds']['off'])} |", "",
-             f"Difference of the medians: {run['difference_percent']:+.1f}% (whole runs on a "
-             "shared machine: noise of a few percent either way).",
-             f"Time spent inside the audit hooks of the audited runs: "
+             f"Difference of the medians: {run['difference_percent']:+.1f}%: whole runs on a "
+             "shared machine vary far more than the audit costs (see the runs), so the time "
+             "spent inside the audit hooks is the figure to read:",
+             f"time inside the audit hooks of the audited runs "
              f"{', '.join(f'{s:.3f}' for s in run['hook_seconds'])} s, "
              f"**{run['hook_percent_of_run']:.2f}% of the run** (target ≤ 2%).", "",
              f"## `audit verify` over {check['events']:,} events", "",
              f"Median **{check['median_seconds']:.2f} s** (runs: "
              f"{', '.join(f'{s:.2f}' for s in check['verify_seconds'])}; target < 10 s): every "
-             "hash recomputed with sha256() in the server, the links checked by a window over "
-             "the key, anchors checked.", "",
+             "hash recomputed with sha256() in the server, each event joined to its predecessor "
+             "by key, anchors checked.", "",
              f"Appends through `audit.append`, one writer on one connection: "
              f"{check['appends_per_second_one_writer']:,.0f} events/s.", ""]
     return "\n".join(lines)

@@ -39,8 +39,8 @@ def _fail(message: str) -> typer.Exit:
 def _known_errors() -> tuple[type[Exception], ...]:
     import psycopg
 
-    from vitalflow.privacy.identity import KeyMismatch, ReidentificationDenied
     from vitalflow.audit.trail import AuditUnavailable
+    from vitalflow.privacy.identity import KeyMismatch, ReidentificationDenied
     from vitalflow.privacy.rekey import RekeyError
     from vitalflow.ingest import IngestError
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -151,6 +152,21 @@ def test_concurrent_writers_keep_one_chain(settings, audit_db):
     verdict = _verify(settings, audit_db)
     assert verdict.ok, verdict.problems
     assert verdict.events == verdict.head == 200
+
+
+def _writer_process(url: str, home: str, n: int) -> None:
+    from vitalflow.config import load_settings
+
+    _events(load_settings(paths={"home": home}, database={"url": url}), url, n, "process")
+
+
+def test_concurrent_processes_keep_one_chain(settings, audit_db):
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(3, mp_context=context) as pool:
+        list(pool.map(_writer_process, [audit_db] * 3, [str(settings.paths.root)] * 3,
+                      [30] * 3))
+    verdict = _verify(settings, audit_db)
+    assert verdict.ok and verdict.events == 90, verdict.problems
 
 
 def test_unwritable_event_stops_the_action(settings, pg_server, audit_db):

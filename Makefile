@@ -44,6 +44,10 @@ bench: $(STAMP)
 bench-throughput: $(STAMP)
 	$(BIN)/python -m benchmarks.throughput $(BENCH_ARGS)
 
+## Cost of the audit trail: a run with auditing on and off, `audit verify` over 1M events.
+bench-audit: $(STAMP)
+	$(BIN)/python -m benchmarks.audit $(BENCH_ARGS)
+
 ## Micro-benchmarks of the hot functions (benchmarks/micro/README.md); saved in benchmarks/results/micro.
 microbench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks/micro --benchmark-only --benchmark-autosave \

@@ -15,6 +15,7 @@ from rich.table import Table
 from storage_backends.base import redact
 from vitalflow.config import load_settings
 from vitalflow.dictionary import cli as dictionary_cli
+from vitalflow.audit import cli as audit_cli
 from vitalflow.merge import cli as merge_cli
 from vitalflow.monitoring import cli as monitoring_cli
 from vitalflow.monitoring.stack import MonitoringStack
@@ -38,6 +39,7 @@ app.command("unmerge")(merge_cli.unmerge)
 app.add_typer(terminology_cli.app, name="terminology")
 app.add_typer(dictionary_cli.app, name="dictionary")
 monitoring_cli.register(app)  # `alerts` and `monitoring` command groups
+app.add_typer(audit_cli.app, name="audit")
 console = Console()
 errors = Console(stderr=True)
 PROFILE_HELP = ("Storage profile: postgres, lakehouse, clickhouse, mixed or one defined in "
@@ -51,6 +53,7 @@ def _fail(message: str) -> typer.Exit:
 
 def _known_errors() -> tuple[type[Exception], ...]:
     from storage_backends.base import BackendMissing, BackendUnavailable
+    from vitalflow.audit.trail import AuditUnavailable
     from vitalflow.database import OwnershipError
     from vitalflow.privacy.identity import KeyMismatch
     from vitalflow.privacy.keys import KeyProblem
@@ -59,7 +62,7 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from vitalflow.terminology.client import TerminologyUnavailable
 
     return (BackendUnavailable, BackendMissing, IngestError, ServiceError, OwnershipError,
-            KeyProblem, KeyMismatch, TerminologyUnavailable, ValueError)
+            KeyProblem, KeyMismatch, TerminologyUnavailable, AuditUnavailable, ValueError)
 
 
 def _sample_input(settings) -> Path:
@@ -273,13 +276,16 @@ def export(
                                                  "(Iceberg; see `vitalflow raw history`).")] = None,
 ) -> None:
     """Write one table, from whichever backend holds it, to CSV or Parquet."""
+    from vitalflow.audit.trail import AuditTrail
     from vitalflow.export import export_table
     from vitalflow.storage import describe, open_layers
 
     settings = load_settings()
     try:
         layers = open_layers(settings, profile)
-        rows = export_table(layers, table, out, snapshot)
+        with AuditTrail(settings, layers.control.url).action("data.export", table, {
+                "out": str(out), "profile": layers.profile, "snapshot": snapshot}) as result:
+            rows = result["rows"] = export_table(layers, table, out, snapshot)
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     where = describe(layers)[table.split(".")[0]] if "." in table else ""
@@ -329,7 +335,16 @@ def raw_maintain(
     """Expire old snapshots of the raw layer on Iceberg and compact small files."""
     from datetime import timedelta
 
-    result = _iceberg_raw(profile).maintain(timedelta(days=older_than_days), compact=compact)
+    from vitalflow.audit.trail import AuditTrail
+
+    store = _iceberg_raw(profile)
+    try:
+        with AuditTrail(load_settings()).action("raw.maintain", "raw", {
+                "older_than_days": older_than_days, "compact": compact}) as counts:
+            result = store.maintain(timedelta(days=older_than_days), compact=compact)
+            counts.update(asdict(result))
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
     _print_mapping("Raw maintenance", {k: int(v) for k, v in asdict(result).items()})
 
 
@@ -373,6 +388,8 @@ def _services(names: list[str] | None, settings) -> dict:
 @services_app.command("up")
 def services_up(names: ServiceNames = None) -> None:
     """Start the embedded PostgreSQL and the S3 object store (SeaweedFS) and print their URLs."""
+    from vitalflow.audit.trail import service_event
+
     settings = load_settings()
     for name, service in _services(names, settings).items():
         if name == "postgres" and settings.database.url:
@@ -385,12 +402,19 @@ def services_up(names: ServiceNames = None) -> None:
             console.print(f"{name}: {service.up()}")
         except _known_errors() as exc:
             raise _fail(str(exc)) from None
+        service_event(settings, name, "service.start")
 
 
 @services_app.command("down")
 def services_down(names: ServiceNames = None) -> None:
     """Stop the embedded services."""
-    for name, service in _services(names, load_settings()).items():
+    from vitalflow.audit.trail import service_event
+
+    settings = load_settings()
+    chosen = _services(names, settings)
+    for name in chosen:  # all before any stops: the database may be among them
+        service_event(settings, name, "service.stop")
+    for name, service in chosen.items():
         console.print(f"{name}: {'stopped' if service.down() else 'was not running'}")
 
 

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from vitalflow.audit.runs import RunAudit
 from vitalflow.config import Settings
 from vitalflow.control import target_of
 from vitalflow.database import ensure_layers
@@ -94,6 +95,7 @@ class PipelineRun:
         self.seconds: dict[str, float] = {}
         self._started = time.perf_counter()
         self._summary: dict | None = None
+        self.audit = RunAudit(settings, self.run_id, profile)
 
     def __enter__(self) -> PipelineRun:
         if self.layers is None:
@@ -105,12 +107,13 @@ class PipelineRun:
         try:
             self._record("failed" if exc_type else "succeeded", self.counts() or None)
             self._push_metrics(exc_type)
+            self.audit.finished(self, exc)
         finally:
             if self._owns_layers:
                 self.layers.close()
 
     def ingest(self, input_path: Path) -> IngestSummary:
-        with self._timed("ingest"):
+        with self._timed("ingest"), self.audit.ingest(self.layers.raw):
             self.ingested = ingest(self.settings, self.layers, input_path, self.reporter)
         return self.ingested
 
@@ -125,6 +128,7 @@ class PipelineRun:
         return self.derived
 
     def reset_from_raw(self) -> None:
+        self.audit.rebuild()
         reset_from_raw(self.layers)
 
     def counts(self) -> dict:
@@ -186,6 +190,8 @@ class PipelineRun:
 
     def _record(self, status: str, counts: dict | None = None) -> None:
         with self.layers.control.connect() as conn:
+            if status == "running":  # in the ledger row's transaction: no run without its event
+                self.audit.started(conn, self.layers.control.url)
             conn.execute("""
                 INSERT INTO meta.run (run_id, started_at, status, counts)
                 VALUES (%s, now(), %s, %s)

@@ -48,14 +48,34 @@ def _run(action):
     """Run `action(conn, merge settings)` in one transaction; known problems exit cleanly."""
     import psycopg
 
+    from vitalflow.audit.trail import AuditUnavailable
+
     settings, merge = _settings()
     try:
         with _connect(settings) as conn:
             return action(conn, merge)
-    except (ValueError, psycopg.OperationalError, psycopg.errors.InsufficientPrivilege) as exc:
+    except (ValueError, psycopg.OperationalError, psycopg.errors.InsufficientPrivilege,
+            AuditUnavailable) as exc:
         errors.print(f"[bold red]error:[/] {type(exc).__name__}: "
                      f"{exc if isinstance(exc, ValueError) else 'database refused or unreachable'}")
         raise typer.Exit(code=1) from None
+
+
+def _audit(conn, action: str, records: list[tuple[str, str]], result,
+           person_id: str | None = None) -> None:
+    """The decision's audit event, in its transaction (no event, no decision). Records are named
+    by their pseudonyms: source ids are patient identifiers and stay out of the trail."""
+    from vitalflow.audit.trail import AuditTrail
+    from vitalflow.config import load_settings
+
+    settings = load_settings()
+    pseudonyms = [row[0] if row else "not yet pseudonymised" for row in (
+        conn.execute("SELECT pseudonym FROM identity.patient_identity WHERE source_system = %s "
+                     "AND source_id = %s", (settings.privacy.source_system, source_id)
+                     ).fetchone() for _, source_id in records)]
+    AuditTrail(settings).record(action, conn=conn, target="identity.person_link", params={
+        "records": pseudonyms, "person_id": person_id}, counts={
+        "records": result.records, "persons": result.persons, "moved": len(result.moved)})
 
 
 def _print_result(result) -> None:
@@ -99,8 +119,10 @@ def link(source_id_a: str, source_id_b: str, source_system: SourceSystem = None,
 
     def action(conn, merge: MergeSettings):
         system = source_system or merge.default_source_system
-        return engine.link(conn, (system, source_id_a), (other_system or system, source_id_b),
-                           merge)
+        records = [(system, source_id_a), (other_system or system, source_id_b)]
+        result = engine.link(conn, *records, merge)
+        _audit(conn, "merge.link", records, result)
+        return result
     _print_result(_run(action))
 
 
@@ -117,7 +139,9 @@ def unmerge(
 
     def action(conn, merge: MergeSettings):
         key = (source_system or merge.default_source_system, record) if record else None
-        return engine.unmerge(conn, merge, person_id=person_id, record=key)
+        result = engine.unmerge(conn, merge, person_id=person_id, record=key)
+        _audit(conn, "merge.unmerge", [key] if key else [], result, person_id)
+        return result
     _print_result(_run(action))
 
 

@@ -39,12 +39,13 @@ def _fail(message: str) -> typer.Exit:
 def _known_errors() -> tuple[type[Exception], ...]:
     import psycopg
 
+    from vitalflow.audit.trail import AuditUnavailable
     from vitalflow.privacy.identity import KeyMismatch, ReidentificationDenied
     from vitalflow.privacy.rekey import RekeyError
     from vitalflow.ingest import IngestError
 
     return (KeyProblem, KeyMismatch, RekeyError, ReidentificationDenied, IngestError,
-            ValueError, psycopg.OperationalError)
+            AuditUnavailable, ValueError, psycopg.OperationalError)
 
 
 def _embedded(settings):
@@ -78,10 +79,17 @@ def keys_show() -> None:
 def keys_new(out: Annotated[Path, typer.Option("--out", "-o", help="Key file to create "
                                                "(mode 600; never overwritten).")]) -> None:
     """Create a new random key file, e.g. for `vitalflow rekey --new-key-file`."""
+    from vitalflow.audit.trail import AuditTrail
+
+    settings, _ = _settings()
     try:
-        key = write_key_file(out, new_key_text())
+        with AuditTrail(settings).action("privacy.key_created", str(out)) as result:
+            key = write_key_file(out, new_key_text())
+            result["key_id"] = key.key_id
     except FileExistsError:
         raise _fail(f"{out} exists already; a key file is never overwritten") from None
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
     console.print(f"Wrote a new key (key id {key.key_id}) to {out}")
 
 
@@ -94,6 +102,7 @@ def rekey(
     """Move every pseudonym from the configured key to a new one, in one transaction."""
     import psycopg
 
+    from vitalflow.audit.trail import AuditTrail
     from vitalflow.privacy.rekey import rekey as run_rekey
 
     settings, privacy = _settings()
@@ -106,8 +115,15 @@ def rekey(
         if not yes:
             typer.confirm(f"Re-key from key id {old_key.key_id} to {new_key.key_id}?",
                           abort=True)
-        with psycopg.connect(_database_url(settings)) as conn:
+        trail = AuditTrail(settings, _database_url(settings))
+        with psycopg.connect(trail.url) as conn:
             result = run_rekey(conn, old_key, new_key, privacy=privacy)
+            # In the re-keying transaction: no event, no re-keying.
+            trail.record("privacy.rekey", conn=conn, target="identity", params={
+                "old_key_id": result.old_key_id, "new_key_id": result.new_key_id},
+                counts={"identities": result.identities, **result.rows})
+        trail.anchor()
+        trail.close()
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     console.print(f"Re-keyed {result.identities:,} identities from key id {result.old_key_id} "

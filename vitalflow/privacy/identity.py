@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -11,12 +12,14 @@ import psycopg
 import pyarrow as pa
 from psycopg import errors, sql
 
+from vitalflow.audit.trail import append, make_event, where
 from vitalflow.privacy.keys import PseudonymKey
 from vitalflow.tables import IDENTITY_TABLES
 
 ANALYST = "vitalflow_analyst"
 REIDENTIFIER = "vitalflow_reidentifier"
-ROLES = (ANALYST, REIDENTIFIER)
+AUDITOR = "vitalflow_auditor"  # reads the audit schema (vitalflow.audit), nothing else
+ROLES = (ANALYST, REIDENTIFIER, AUDITOR)
 ANALYST_SCHEMAS = ("refined", "derived")
 # Per readable schema; the default privileges cover tables its owner creates later.
 _ANALYST_GRANTS = ("GRANT USAGE ON SCHEMA {s} TO {r}",
@@ -66,6 +69,14 @@ BEGIN
   VALUES (coalesce(nullif(btrim(p_requested_by), ''), session_user), p_pseudonym,
           btrim(p_reason),
           EXISTS (SELECT 1 FROM identity.patient_identity i WHERE i.pseudonym = p_pseudonym));
+  -- In the same transaction: no re-identification without its audit event (vitalflow.audit).
+  PERFORM audit.append(coalesce(nullif(current_setting('vitalflow.audit_where', true), '')::jsonb,
+                               '{}') || jsonb_build_object(
+    'action', 'identity.reidentify', 'outcome', 'succeeded',
+    'target', 'identity.patient_identity', 'app_user', p_requested_by,
+    'params', jsonb_build_object('pseudonym', p_pseudonym, 'reason', btrim(p_reason)),
+    'counts', jsonb_build_object('found', (SELECT count(*) FROM identity.patient_identity i
+                                           WHERE i.pseudonym = p_pseudonym))));
   RETURN QUERY SELECT i.source_system, i.source_id FROM identity.patient_identity i
                 WHERE i.pseudonym = p_pseudonym;
 END $$;
@@ -82,8 +93,12 @@ class ReidentificationDenied(PermissionError):
 
 
 def ensure_identity_schema(conn: psycopg.Connection) -> None:
-    """Create the identity schema (run as the owner of the refined and derived schemas)."""
+    """Create the identity schema and the audit schema it writes to (run as the owner of the
+    refined and derived schemas)."""
+    from vitalflow.audit.schema import ensure_audit_schema  # imports this module's roles
+
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.identity.ddl'))")
+    ensure_audit_schema(conn)  # identity.reidentify writes its event there
     conn.execute(_DDL)
     for table in IDENTITY_TABLES:  # descriptions live with every other table's
         conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
@@ -147,6 +162,10 @@ def ensure_embedded_roles(admin_url: str, passfile: Path) -> None:
         passwords = {role: known.get(role) or missing[role] for role in ROLES}
         with psycopg.connect(admin_url, autocommit=True) as conn:
             ensure_roles(conn, passwords)
+            # Reads of identity audited by the server too: every statement of the re-identifier
+            # goes to the server log (a superuser-only setting, hence here; docs/audit.md).
+            conn.execute(sql.SQL("ALTER ROLE {} SET log_statement = 'all'").format(
+                sql.Identifier(REIDENTIFIER)))
 
 
 def register_key(conn: psycopg.Connection, key: PseudonymKey) -> None:
@@ -156,6 +175,8 @@ def register_key(conn: psycopg.Connection, key: PseudonymKey) -> None:
                        "WHERE retired_at IS NULL").fetchone()
     if row is None:
         conn.execute("INSERT INTO identity.pseudonym_key (key_id) VALUES (%s)", (key.key_id,))
+        append(conn, make_event("privacy.key_registered", target="identity.pseudonym_key",
+                                params={"key_id": key.key_id, "origin": key.origin}))
     elif row[0] != key.key_id:
         raise KeyMismatch(f"the configured pseudonymisation key (key id {key.key_id}) is not the "
                           f"database's active key (key id {row[0]}): configure that key, or "
@@ -185,6 +206,9 @@ def reidentify(conn: psycopg.Connection, pseudonym: str, reason: str,
     Works only for roles granted identity.reidentify (vitalflow_reidentifier)."""
     try:
         with conn.transaction():
+            # Host, process and OS user for the audit event the function writes.
+            conn.execute("SELECT set_config('vitalflow.audit_where', %s, true)",
+                         (json.dumps(where()),))
             return conn.execute("SELECT source_system, source_id FROM "
                                 "identity.reidentify(%s, %s, %s)",
                                 (pseudonym, reason, requested_by)).fetchall()

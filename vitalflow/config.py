@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from vitalflow.merge.settings import MergeSettings
 from vitalflow.privacy.settings import PrivacySettings
+from vitalflow.sql.settings import SqlSettings
 from vitalflow.terminology.settings import TerminologySettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -170,6 +171,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = PrivacySettings()
     merge: MergeSettings = MergeSettings()
     terminology: TerminologySettings = TerminologySettings()
+    sql: SqlSettings = SqlSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,

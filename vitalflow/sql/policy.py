@@ -106,8 +106,7 @@ def check(sql: str, role: str, dialect: str = "trino") -> Checked:
     if keyword is None:
         raise QueryInvalid("the query is empty")
     if keyword not in ("SELECT", "WITH", "(", "FROM", "VALUES", "TABLE"):
-        kind = _KINDS.get(keyword, "{kw} statements are not queries").format(kw=keyword)
-        raise QueryRefused(f"refused: {kind}; {READ_ONLY}")
+        raise QueryRefused(f"refused: {_kind(keyword)}; {READ_ONLY}")
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
     except ParseError as exc:
@@ -117,11 +116,10 @@ def check(sql: str, role: str, dialect: str = "trino") -> Checked:
         raise QueryRefused(f"refused: {len(statements)} statements; {READ_ONLY}")
     tree = statements[0]
     if not isinstance(tree, exp.Query):
-        raise QueryRefused(f"refused: {type(tree).__name__.upper()} is not a query; {READ_ONLY}")
+        raise QueryRefused(f"refused: {_kind(type(tree).__name__.upper())}; {READ_ONLY}")
     for node in tree.walk():
         if isinstance(node, _WRITES):
-            raise QueryRefused(f"refused: the query contains {type(node).__name__.upper()}; "
-                               f"{READ_ONLY}")
+            raise QueryRefused(f"refused: {_kind(type(node).__name__.upper())}; {READ_ONLY}")
         if isinstance(node, exp.Func):
             name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
             if _FORBIDDEN_FUNCTION.fullmatch(name):
@@ -158,6 +156,10 @@ def _allowed_table(table: exp.Table, allowed: dict, role: str) -> str:
 
 def _real_tables(tree: exp.Expression) -> list[exp.Table]:
     return [t for t in tree.find_all(exp.Table) if t.db]
+
+
+def _kind(keyword: str) -> str:
+    return _KINDS.get(keyword, "{kw} statements are not queries").format(kw=keyword)
 
 
 def _first_keyword(sql: str) -> str | None:

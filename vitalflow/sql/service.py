@@ -57,6 +57,7 @@ class SqlService:
         with self._lock:
             key = (name, role)
             if key not in self._engines:
+                self.log.ensure()  # admins read meta.query_log: it must exist first
                 if name == "trino":
                     from vitalflow.sql.trino_engine import TrinoEngine
 

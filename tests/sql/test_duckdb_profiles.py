@@ -1,0 +1,45 @@
+"""The example query suite on the embedded engine over every storage profile: the same rows as
+on the PostgreSQL profile, whatever engine holds each layer."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.sql.conftest import normalised
+from vitalflow.sql.examples import EXAMPLES
+from vitalflow.sql.service import SqlService
+
+pytestmark = pytest.mark.postgres
+
+
+def run_suite(settings, role: str = "admin", engine: str = "duckdb") -> dict[str, list]:
+    service = SqlService(settings)
+    try:
+        return {e.name: normalised(service.query(e.sql, "test", role, engine).rows)
+                for e in EXAMPLES}
+    finally:
+        service.close()
+
+
+@pytest.fixture(scope="session")
+def reference_rows(profile_run):
+    return run_suite(profile_run("postgres"))
+
+
+def test_query_suite_returns_the_postgres_profiles_rows(profile_name, profile_run,
+                                                        reference_rows):
+    rows = run_suite(profile_run(profile_name))
+    assert all(reference_rows[name] for name in ("bmi_by_age_band", "patient_history",
+                                                 "categories", "measures")), reference_rows
+    for name, expected in reference_rows.items():
+        assert rows[name] == expected, (profile_name, name)
+
+
+def test_raw_layer_is_readable_by_admins(profile_name, profile_run):
+    service = SqlService(profile_run(profile_name))
+    try:
+        result = service.query("SELECT count(*) AS records, count(DISTINCT batch_id) AS batches "
+                               "FROM raw.record", "test", "admin")
+    finally:
+        service.close()
+    assert result.rows[0]["records"] > 0 and result.rows[0]["batches"] == 2

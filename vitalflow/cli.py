@@ -349,7 +349,8 @@ def _iceberg_raw(profile: str | None):
     return layers.raw
 
 
-SERVICES = ("postgres", "s3")
+SERVICES = ("postgres", "s3", "trino")
+ON_DEMAND = ("trino",)  # started only when named: `services up trino`
 ServiceNames = Annotated[list[str] | None, typer.Argument(
     help=f"Which services: {', '.join(SERVICES)} (default: all).")]
 
@@ -362,7 +363,8 @@ def _services(names: list[str] | None, settings) -> dict:
         raise _fail(f"unknown service {', '.join(unknown)}; known: {', '.join(SERVICES)}")
     chosen = names or list(SERVICES)
     made = {"postgres": lambda: storage.embedded_postgres(settings),
-            "s3": lambda: storage.embedded_object_store(settings)}
+            "s3": lambda: storage.embedded_object_store(settings),
+            "trino": lambda: _trino(settings)}
     return {name: made[name]() for name in chosen}
 
 
@@ -370,7 +372,8 @@ def _services(names: list[str] | None, settings) -> dict:
 def services_up(names: ServiceNames = None) -> None:
     """Start the embedded PostgreSQL and the S3 object store (SeaweedFS) and print their URLs."""
     settings = load_settings()
-    for name, service in _services(names, settings).items():
+    for name, service in _services(names or [n for n in SERVICES if n not in ON_DEMAND],
+                                   settings).items():
         if name == "postgres" and settings.database.url:
             console.print("postgres: database.url is set, so vitalflow starts none")
             continue
@@ -412,7 +415,18 @@ def services_status() -> None:
         table.add_row("s3 (embedded SeaweedFS)",
                       "[green]running[/]" if status["running"] else "stopped",
                       status["endpoint"] or str(services["s3"].data_dir))
+    for name in ON_DEMAND:
+        status = services[name].status()
+        table.add_row(status["service"], "[green]running[/]" if status["running"] else
+                      "stopped" if status["installed"] else "not installed",
+                      status["url"] or status["home"])
     console.print(table)
+
+
+def _trino(settings):
+    from vitalflow.sql.trino import TrinoServer
+
+    return TrinoServer(settings)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ set -euo pipefail
 VERSION="${VITALFLOW_TRINO_VERSION:-476}"
 CACHE="${VITALFLOW_TRINO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vitalflow/trino}"
 SERVER="$CACHE/trino-server-$VERSION"
-PLUGINS="iceberg postgresql clickhouse"   # the catalogs in infra/trino/catalog/
-if [ -x "$SERVER/bin/launcher" ] && [ -f "$SERVER/.vitalflow-complete" ]; then
+# The catalogs in infra/trino/catalog/; the PostgreSQL connector needs the geospatial types.
+PLUGINS="iceberg postgresql clickhouse geospatial"
+if [ "$(cat "$SERVER/.vitalflow-complete" 2>/dev/null)" = "$PLUGINS" ]; then
   exit 0
 fi
 # Trino 476 runs on Java 24 or newer: the machine's second JDK (Temurin 25); Debian 12 has only 17.
@@ -45,7 +46,7 @@ mv "$unpacked/bin" "$unpacked/lib" "$SERVER.partial/"
 for plugin in $PLUGINS; do mv "$unpacked/plugin/$plugin" "$SERVER.partial/plugin/"; done
 rm -rf "$unpacked"
 echo "$java_home" > "$SERVER.partial/.java-home"
-touch "$SERVER.partial/.vitalflow-complete"
+echo "$PLUGINS" > "$SERVER.partial/.vitalflow-complete"
 rm -rf "$SERVER"
 mv "$SERVER.partial" "$SERVER"
 echo "Trino $VERSION installed in $SERVER (Java: $java_home)"

@@ -30,9 +30,9 @@ WHERE weight_category = 'obese' AND age_years BETWEEN 40 AND 70
 ORDER BY bmi DESC, patient_key
 LIMIT 50"""),
     Example("patient_history", "One patient's history by pseudonym", """\
--- put a pseudonym from refined.patient (p_...) in place of the sub-query
 SELECT o.effective_at, o.measure, o.value, o.unit, o.observation_id
 FROM refined.observation o
+-- put a pseudonym from refined.patient (p_...) in place of the sub-query
 WHERE o.patient_key = (SELECT min(patient_key) FROM refined.patient)
 ORDER BY o.effective_at, o.measure, o.observation_id"""),
     Example("categories", "Patients per WHO weight category", """\

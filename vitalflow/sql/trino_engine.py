@@ -93,7 +93,7 @@ def _to_arrow(columns: list[dict], rows: list[list]) -> pa.Table:
     arrays = {}
     for index, column in enumerate(columns):
         kind = column["type"]
-        base = kind.split("(")[0]
+        base = re.match(r"[a-z]+", kind).group(0)
         values = [row[index] for row in rows]
         if base == "timestamp":
             aware = "with time zone" in kind

@@ -84,10 +84,9 @@ class Checked:
     @property
     def aggregate(self) -> bool:
         """The outermost query groups or aggregates (what the small-cell rule looks at)."""
-        selects = [self.tree] if isinstance(self.tree, exp.Select) else list(
-            self.tree.find_all(exp.Select))
-        return any(s.args.get("group") or any(_is_aggregate(p) for p in s.expressions)
-                   for s in selects[:1] or selects)
+        outer = self.tree if isinstance(self.tree, exp.Select) else self.tree.find(exp.Select)
+        return bool(outer and (outer.args.get("group")
+                               or any(_is_aggregate(p) for p in outer.expressions)))
 
     def count_columns(self) -> list[str]:
         """Output columns that are counts of persons or records: COUNT(...) or sums of the

@@ -29,6 +29,7 @@ REFUSED = {
     "http": ("SELECT * FROM read_parquet('https://example.org/x.parquet')", "read_parquet"),
     "getenv": ("SELECT getenv('HOME')", "getenv"),
     "two_statements": ("SELECT 1; DROP TABLE refined.patient", "2 statements"),
+    "select_into": ("SELECT * INTO refined.copy FROM refined.patient", "creates a table"),
     "cte_write": ("WITH x AS (SELECT 1) DELETE FROM refined.patient", "DML"),
     "other_catalog": ("SELECT * FROM pg0.identity.patient_identity", "layer.table"),
     "identity": ("SELECT * FROM identity.patient_identity", "restricted"),

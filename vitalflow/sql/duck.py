@@ -25,6 +25,10 @@ EXTENSIONS = {"avro": "avro", "postgres_scanner": "postgres", "iceberg": "iceber
               "httpfs": "httpfs"}
 
 
+_DUCK_TYPES = {"string": "VARCHAR", "large_string": "VARCHAR", "int64": "BIGINT",
+               "large_binary": "BLOB"}
+
+
 class EngineError(RuntimeError):
     """The engine could not be set up or could not run the query (message safe to show)."""
 
@@ -169,13 +173,10 @@ class DuckDBEngine:
         con = self._con
         if isinstance(holder, RawStore):
             files = sorted(str(p) for p in holder.batches_dir.glob("*.parquet"))
-            if files:
-                con.execute(f"CREATE OR REPLACE VIEW {entry.name} AS SELECT * FROM "
-                            f"read_parquet({_quote_list(files)})")
-            else:
-                con.register("_vf_empty_raw", RAW_SCHEMA.empty_table())
-                con.execute(f"CREATE OR REPLACE TABLE {entry.name} AS FROM _vf_empty_raw")
-                con.unregister("_vf_empty_raw")
+            empty = ", ".join(f"NULL::{_DUCK_TYPES[str(f.type)]} AS {f.name}" for f in RAW_SCHEMA)
+            source = (f"SELECT * FROM read_parquet({_quote_list(files)})" if files
+                      else f"SELECT {empty} LIMIT 0")  # no batch yet: the columns, no rows
+            con.execute(f"CREATE OR REPLACE VIEW {entry.name} AS {source}")
         elif _iceberg(holder) is not None:
             location = _iceberg(holder).load((entry.layer, entry.table)).metadata_location
             con.execute(f"CREATE OR REPLACE VIEW {entry.name} AS SELECT * FROM "

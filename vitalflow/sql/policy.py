@@ -33,11 +33,12 @@ _KINDS = {
     "SHOW": "SHOW lists engine objects (use the table list beside the editor)",
     "DESCRIBE": "DESCRIBE lists engine objects (use the table list beside the editor)",
     "SUMMARIZE": "SUMMARIZE is DuckDB-only", "EXPLAIN": "EXPLAIN is not offered",
+    "INTO": "SELECT … INTO creates a table",
 }
 _WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter,
            exp.Copy, exp.Command, exp.Set, exp.Pragma, exp.TruncateTable, exp.Attach,
            exp.Detach, exp.Install, exp.Use, exp.Describe, exp.Show, exp.Transaction,
-           exp.Commit, exp.Rollback)
+           exp.Commit, exp.Rollback, exp.Into)
 # Functions that read files, other databases or the network, run SQL given as text, or reveal
 # the engine's configuration.
 _FORBIDDEN_FUNCTION = re.compile(

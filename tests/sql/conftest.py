@@ -65,3 +65,16 @@ def normalised(rows: list[dict]) -> list[tuple]:
             return v.isoformat()
         return v
     return [tuple(value(v) for v in row.values()) for row in rows]
+
+
+def run_suite(settings, role: str = "admin", engine: str = "duckdb") -> dict[str, list]:
+    """The example queries' normalised rows, by example name."""
+    from vitalflow.sql.examples import EXAMPLES
+    from vitalflow.sql.service import SqlService
+
+    service = SqlService(settings)
+    try:
+        return {e.name: normalised(service.query(e.sql, "test", role, engine).rows)
+                for e in EXAMPLES}
+    finally:
+        service.close()

@@ -5,20 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sql.conftest import normalised
-from vitalflow.sql.examples import EXAMPLES
+from tests.sql.conftest import run_suite
 from vitalflow.sql.service import SqlService
 
 pytestmark = pytest.mark.postgres
-
-
-def run_suite(settings, role: str = "admin", engine: str = "duckdb") -> dict[str, list]:
-    service = SqlService(settings)
-    try:
-        return {e.name: normalised(service.query(e.sql, "test", role, engine).rows)
-                for e in EXAMPLES}
-    finally:
-        service.close()
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 from tests.conformance.profiles import fresh_database
-from tests.sql.conftest import normalised
-from tests.sql.test_duckdb_profiles import run_suite
+from tests.sql.conftest import normalised, run_suite
 from vitalflow import pipeline
 from vitalflow.config import load_settings
 from vitalflow.object_store import credentials_file

@@ -33,3 +33,16 @@ def test_raw_layer_is_readable_by_admins(profile_name, profile_run):
     finally:
         service.close()
     assert result.rows[0]["records"] > 0 and result.rows[0]["batches"] == 2
+
+
+def test_trino_dialect_is_translated_for_duckdb(profile_run):
+    service = SqlService(profile_run("postgres"))
+    try:
+        row = service.query("SELECT approx_percentile(bmi, 0.5) AS median_bmi, "
+                            "count_if(bmi >= 30) AS obese, date_format(max(weight_at), '%Y') "
+                            "AS latest_year FROM derived.patient_bmi_latest", "t", "analyst").rows[0]
+        duck = service.query("SELECT list_sort([3, 1, 2]) AS l", "t", "analyst", dialect="duckdb")
+    finally:
+        service.close()
+    assert 10 < row["median_bmi"] < 60 and row["obese"] > 0 and len(row["latest_year"]) == 4
+    assert duck.rows == [{"l": [1, 2, 3]}]

@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> dict:
     os.environ.update(env)
     settings = load_settings()
     report = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "size": args.size,
-              "machine": machine_info(), "profile": settings.storage.profile}
+              "machine": machine_info(), "profile": settings.storage.profile,
+              "load_average_at_start": [round(x, 1) for x in os.getloadavg()]}
     _load(settings, args.size, home, report)
     from vitalflow.sql.trino import TrinoServer
 
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
                              for engine in engines}
         report["concurrency"] = [_locust(url, token, args.users, args.seconds, engine, env)
                                  for engine in engines]
+        report["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
     finally:
         server.terminate()
         server.wait(30)
@@ -167,7 +169,10 @@ def markdown(report: dict) -> str:
     lines = [f"# Self-serve SQL through the console API ({report['started']})", "",
              f"Generated {report['size']} set ({report.get('observations_refined', 'reused')} "
              f"refined observations), profile {report['profile']}, machine: "
-             f"{report['machine'].get('cpu_count')} CPUs. Client-side wall time of POST /api/query "
+             f"{report['machine'].get('cpu_count')} CPUs, load average "
+             f"{report['load_average_at_start'][0]} at start and "
+             f"{report.get('load_average_at_end', ['?'])[0]} at the end (a shared machine). "
+             "Client-side wall time of POST /api/query "
              "as an analyst (policy check, engine, JSON), one warm-up then the timed runs.", "",
              f"Trino start (JVM to ready): {report['trino_start_seconds']} s", "",
              "| query | " + " | ".join(f"{e} p50 ms | {e} p95 ms" for e in report["latency"])

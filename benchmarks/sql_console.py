@@ -139,17 +139,21 @@ def _latency(url: str, token: str, engine: str, reps: int) -> dict:
     with httpx.Client(base_url=url, timeout=300,
                       headers={"Authorization": f"Bearer {token}"}) as client:
         for example in _queries(url, token):
-            samples = []
+            samples, failures, rows = [], [], None
             for attempt in range(reps + 1):
                 started = time.perf_counter()
                 answer = client.post("/api/query", json={"sql": example.sql, "engine": engine})
                 elapsed = (time.perf_counter() - started) * 1000
-                answer.raise_for_status()
+                if answer.status_code != 200:  # e.g. 408: the analyst's statement timeout
+                    failures.append(f"{answer.status_code}: {answer.json().get('detail')}")
+                    continue
+                rows = answer.json()["row_count"]
                 if attempt:
                     samples.append(elapsed)
-            figures[example.name] = {"p50_ms": round(percentile(samples, 50), 1),
-                                     "p95_ms": round(percentile(samples, 95), 1),
-                                     "rows": answer.json()["row_count"]}
+            figures[example.name] = {
+                "p50_ms": round(percentile(samples, 50), 1) if samples else None,
+                "p95_ms": round(percentile(samples, 95), 1) if samples else None,
+                "rows": rows, "failures": failures}
             console.print(f"{engine} {example.name}: {figures[example.name]}")
     return figures
 
@@ -177,12 +181,14 @@ def markdown(report: dict) -> str:
              f"Trino start (JVM to ready): {report['trino_start_seconds']} s", "",
              "| query | " + " | ".join(f"{e} p50 ms | {e} p95 ms" for e in report["latency"])
              + " | rows |",
-             "|---|" + "---:|---:|" * len(report["latency"]) + "---:|"]
+             "|---|" + "---:|---:|" * len(report["latency"]) + "---:|",
+             ]
     for name in report["latency"]["duckdb"]:
         cells = []
         for engine in report["latency"]:
             figure = report["latency"][engine][name]
-            cells += [str(figure["p50_ms"]), str(figure["p95_ms"])]
+            failed = f" ({len(figure['failures'])} failed)" if figure["failures"] else ""
+            cells += [str(figure["p50_ms"]), str(figure["p95_ms"]) + failed]
         rows = report["latency"]["duckdb"][name]["rows"]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {rows} |")
     lines += ["", "| engine | users | seconds | requests | failures | req/s | p50 ms | p95 ms |",

@@ -181,8 +181,7 @@ def markdown(report: dict) -> str:
              f"Trino start (JVM to ready): {report['trino_start_seconds']} s", "",
              "| query | " + " | ".join(f"{e} p50 ms | {e} p95 ms" for e in report["latency"])
              + " | rows |",
-             "|---|" + "---:|---:|" * len(report["latency"]) + "---:|",
-             ]
+             "|---|" + "---:|---:|" * len(report["latency"]) + "---:|"]
     for name in report["latency"]["duckdb"]:
         cells = []
         for engine in report["latency"]:

@@ -26,6 +26,7 @@ def run_sql(profile_run):
     return run
 
 
+@pytest.mark.slow  # about 30 s: each call starts a Python process and DuckDB
 def test_formats_and_exit_codes(run_sql, tmp_path: Path):
     ok = run_sql("SELECT weight_category, count(*) AS n FROM derived.patient_bmi_latest "
                  "GROUP BY 1 ORDER BY 1", "--format", "json")

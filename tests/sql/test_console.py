@@ -68,6 +68,13 @@ def test_api_needs_login_and_answers_with_rows(console):
         assert [h["outcome"] for h in history[:3]] == ["refused", "refused", "ok"]
         spec = client.get("/openapi.json").json()
         assert "/api/query" in spec["paths"]
+        tables = {t["name"]: t for t in client.get("/api/tables").json()}
+        assert "raw.record" not in tables and "meta.query_log" not in tables
+        assert tables["derived.patient_bmi_latest"]["description"].startswith("Per patient")
+        assert client.post("/api/saved", json={"name": "bmi", "sql": "SELECT 1 AS one"}
+                           ).json() == {"bmi": "SELECT 1 AS one"}
+        assert client.get("/api/saved").json() == {"bmi": "SELECT 1 AS one"}
+        assert client.delete("/api/saved/bmi").json() == {}
     token = UserStore.from_settings(settings).new_token("adm")
     with httpx.Client(base_url=base, timeout=60,
                       headers={"Authorization": f"Bearer {token}"}) as client:

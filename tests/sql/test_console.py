@@ -3,7 +3,6 @@ by uvicorn on a free loopback port."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -147,4 +146,3 @@ def test_console_in_chromium(console, tmp_path):
         finally:
             browser.close()
     assert (ARTIFACTS / "console.png").stat().st_size > 10_000
-    shutil.copy(ARTIFACTS / "console.png", tmp_path / "console.png")

@@ -115,6 +115,9 @@ def test_row_limit_timeout_and_small_cells_per_role(profile_run):
         with pytest.raises(QueryRefused, match="fewer than 10"):  # no count asked for
             service.query("SELECT age_years, avg(bmi) AS b FROM derived.patient_bmi_latest "
                           "GROUP BY age_years", "ana", "analyst")
+        with pytest.raises(QueryRefused, match="one SELECT"):
+            service.query("SELECT count(*) AS n FROM refined.patient UNION ALL "
+                          "SELECT count(*) AS n FROM refined.quarantine", "ana", "analyst")
         wide = service.query("SELECT count(*) AS n FROM derived.patient_bmi_latest", "ana",
                              "analyst")
         assert wide.rows[0]["n"] >= 10

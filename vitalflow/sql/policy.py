@@ -89,10 +89,14 @@ class Checked:
         return bool(outer and (outer.args.get("group")
                                or any(_is_aggregate(p) for p in outer.expressions)))
 
+    @property
+    def single_select(self) -> bool:
+        return isinstance(self.tree, exp.Select)
+
     def count_columns(self) -> list[str]:
         """Output columns that are counts of persons or records: COUNT(...) or sums of the
         pre-aggregated `patients` column, by output name."""
-        if not isinstance(self.tree, exp.Select):
+        if not self.single_select:
             return []
         return [p.alias_or_name for p in self.tree.expressions
                 if isinstance(p.unalias(), exp.Count)

@@ -99,6 +99,10 @@ class SqlService:
         limits = self.settings.sql.roles[role]
         k = self.settings.sql.small_cell_k
         guarded = role == ANALYST and k > 0 and checked.aggregate
+        if guarded and not checked.single_select:
+            raise QueryRefused("refused: with the small-cell rule on, an aggregate must be one "
+                               "SELECT (not UNION, INTERSECT or EXCEPT), so its counts can be "
+                               "checked")
         counts = checked.count_columns() if guarded else []
         hidden = guarded and not counts
         engine = self.engine(engine_name, role)

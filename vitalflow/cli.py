@@ -21,6 +21,7 @@ from vitalflow.monitoring import cli as monitoring_cli
 from vitalflow.monitoring.stack import MonitoringStack
 from vitalflow.privacy import cli as privacy_cli
 from vitalflow.refine import cli as refine_cli
+from vitalflow.sql import cli as sql_cli
 from vitalflow.terminology import cli as terminology_cli
 
 app = typer.Typer(help="FHIR clinical data: raw -> refined -> derived.", no_args_is_help=True,
@@ -40,6 +41,7 @@ app.add_typer(terminology_cli.app, name="terminology")
 app.add_typer(dictionary_cli.app, name="dictionary")
 monitoring_cli.register(app)  # `alerts` and `monitoring` command groups
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(sql_cli.app)  # sql, console, sql-users
 console = Console()
 errors = Console(stderr=True)
 PROFILE_HELP = ("Storage profile: postgres, lakehouse, clickhouse, mixed or one defined in "
@@ -367,9 +369,11 @@ def _iceberg_raw(profile: str | None):
     return layers.raw
 
 
-SERVICES = ("postgres", "s3", "monitoring")
+SERVICES = ("postgres", "s3", "monitoring", "trino")
+ON_DEMAND = ("monitoring", "trino")  # started only when named: `services up trino`
 ServiceNames = Annotated[list[str] | None, typer.Argument(
-    help=f"Which services: {', '.join(SERVICES)} (default: all).")]
+    help=f"Which services: {', '.join(SERVICES)} (default: all but {' and '.join(ON_DEMAND)}, '
+         "which start only when named).")]
 
 
 def _services(names: list[str] | None, settings) -> dict:
@@ -381,7 +385,8 @@ def _services(names: list[str] | None, settings) -> dict:
     chosen = names or list(SERVICES)
     made = {"postgres": lambda: storage.embedded_postgres(settings),
             "s3": lambda: storage.embedded_object_store(settings),
-            "monitoring": lambda: MonitoringStack(settings)}
+            "monitoring": lambda: MonitoringStack(settings),
+            "trino": lambda: _trino(settings)}
     return {name: made[name]() for name in chosen}
 
 
@@ -391,7 +396,8 @@ def services_up(names: ServiceNames = None) -> None:
     from vitalflow.audit.trail import service_event
 
     settings = load_settings()
-    for name, service in _services(names, settings).items():
+    for name, service in _services(names or [n for n in SERVICES if n not in ON_DEMAND],
+                                   settings).items():
         if name == "postgres" and settings.database.url:
             console.print("postgres: database.url is set, so vitalflow starts none")
             continue
@@ -419,31 +425,53 @@ def services_down(names: ServiceNames = None) -> None:
 
 
 @services_app.command("status")
-def services_status() -> None:
-    """Show whether each local service is running."""
-    settings = load_settings()
-    services = _services(None, settings)
+def services_status(as_json: Annotated[bool, typer.Option(
+        "--json", help="One JSON object (last stdout line): service -> state and URL.")] = False
+                    ) -> None:
+    """Show whether each local service is running, and where."""
+    rows = _service_states(load_settings())
+    if as_json:
+        print(json.dumps({name: {"state": state, "url": where} for name, state, where in rows}))
+        return
     table = Table(title="Services")
     for column in ("service", "state", "where"):
         table.add_column(column)
+    for name, state, where in rows:
+        table.add_row(name, f"[green]{state}[/]" if state == "running" else state, where)
+    console.print(table)
+
+
+def _service_states(settings) -> list[tuple[str, str, str]]:
+    """(service, state, URL or folder) of every local service; URLs without secrets."""
+    services = _services(None, settings)
+    rows = []
     if settings.database.url:
-        table.add_row("postgres", "external", redact(settings.database.url))
+        rows.append(("postgres", "external", redact(settings.database.url)))
     else:
         server = services["postgres"]
         running = server.is_running()
-        table.add_row("postgres (embedded)", "[green]running[/]" if running else "stopped",
-                      server.url() if running else str(server.pgdata))
+        rows.append(("postgres", "running" if running else "stopped",
+                     redact(server.url()) if running else str(server.pgdata)))
     if settings.s3.endpoint:
-        table.add_row("s3", "external", redact(settings.s3.endpoint))
+        rows.append(("s3", "external", redact(settings.s3.endpoint)))
     else:
         status = services["s3"].status()
-        table.add_row("s3 (embedded SeaweedFS)",
-                      "[green]running[/]" if status["running"] else "stopped",
-                      status["endpoint"] or str(services["s3"].data_dir))
+        rows.append(("s3", "running" if status["running"] else "stopped",
+                     status["endpoint"] or str(services["s3"].data_dir)))
     for name, state in services["monitoring"].status().items():
-        table.add_row(f"monitoring {name}", "[green]running[/]" if state["running"] else
-                      "stopped", state["url"] or "")
-    console.print(table)
+        rows.append((f"monitoring {name}", "running" if state["running"] else "stopped",
+                     state["url"] or ""))
+    status = services["trino"].status()
+    rows.append(("trino", "running" if status["running"] else
+                 "stopped" if status["installed"] else "not installed",
+                 status["url"] or status["home"]))
+    return rows
+
+
+def _trino(settings):
+    from vitalflow.sql.trino import TrinoServer
+
+    return TrinoServer(settings)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from vitalflow.audit.settings import AuditSettings
 from vitalflow.merge.settings import MergeSettings
 from vitalflow.monitoring.settings import AlertingSettings, MonitoringSettings
 from vitalflow.privacy.settings import PrivacySettings
+from vitalflow.sql.settings import SqlSettings
 from vitalflow.terminology.settings import TerminologySettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -175,6 +176,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = MonitoringSettings()
     alerting: AlertingSettings = AlertingSettings()
     audit: AuditSettings = AuditSettings()
+    sql: SqlSettings = SqlSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,

@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,all,bench]'
+	PYTHON=$(PYTHON) bash infra/terraform/install.sh
 	@touch $(STAMP)
 
 ## Run the pipeline on INPUT (default: a generated sample) against the embedded PostgreSQL.

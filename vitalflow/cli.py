@@ -16,6 +16,7 @@ from storage_backends.base import redact
 from vitalflow.config import load_settings
 from vitalflow.merge import cli as merge_cli
 from vitalflow.privacy import cli as privacy_cli
+from vitalflow.provision import cli as provision_cli
 from vitalflow.terminology import cli as terminology_cli
 
 app = typer.Typer(help="FHIR clinical data: raw -> refined -> derived.", no_args_is_help=True,
@@ -32,6 +33,7 @@ app.add_typer(privacy_cli.keys_app, name="keys")
 app.add_typer(merge_cli.app, name="merge")
 app.command("unmerge")(merge_cli.unmerge)
 app.add_typer(terminology_cli.app, name="terminology")
+app.add_typer(provision_cli.app, name="config")
 console = Console()
 errors = Console(stderr=True)
 PROFILE_HELP = ("Storage profile: postgres, lakehouse, clickhouse, mixed or one defined in "

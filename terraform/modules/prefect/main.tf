@@ -136,8 +136,8 @@ resource "kubernetes_deployment" "workers" {
             }
           }
         }
-        # The API key is a file (PREFECT_API_KEY_FILE is not read by Prefect; the image's entry
-        # point exports it), never an environment value in the pod spec.
+        # The API key is a file, never an environment value in the pod spec: the image's entry
+        # point (infra/compose/entrypoint.sh) exports it to the worker process only.
         dynamic "volume" {
           for_each = var.api_key_k8s_secret == "" ? [] : [1]
           content {

@@ -1,4 +1,4 @@
-"""Fixtures of the Terraform checks: the tools infra/terraform/install.sh installs, parsed .tf files."""
+"""Fixtures of the Terraform checks: the tools infra/terraform/install.sh installs."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +37,9 @@ def tf_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.tf") if ".terraform" not in p.parts)
 
 
+@functools.cache
 def parse(path: Path) -> dict:
+    """The parsed file (cached: the checks read each file many times; do not mutate)."""
     with path.open() as handle:
         return hcl2.load(handle)
 
@@ -107,3 +110,39 @@ def checkov_skips(document: dict) -> Iterator[str]:
             for value in node:
                 yield from walk(value)
     yield from walk(document)
+
+
+MODULE_META = {"source", "count", "for_each", "depends_on", "providers", "version"}
+
+
+def directory_interface(directory: Path) -> tuple[dict[str, bool], set[str], set[str]]:
+    """(variable -> has a default, outputs, locals) declared in a module's folder."""
+    variables, outputs, local_names = {}, set(), set()
+    for path in directory.glob("*.tf"):
+        document = parse(path)
+        variables |= {name: "default" in body for name, body in blocks(document, "variable")}
+        outputs |= {name for name, _ in blocks(document, "output")}
+        for entry in document.get("locals", []):
+            local_names |= {k for k in entry if not k.startswith("__")}
+    return variables, outputs, local_names
+
+
+def module_calls(directory: Path) -> Iterator[tuple[str, Path, set[str]]]:
+    """(call name, source folder, arguments) of each local `module` block in a folder."""
+    for path in directory.glob("*.tf"):
+        for name, body in blocks(parse(path), "module"):
+            source = unquote(body["source"])
+            arguments = {k for k in body if k not in MODULE_META and not k.startswith("__")}
+            yield name, (directory / source).resolve(), arguments
+
+
+def references(directory: Path) -> Iterator[tuple[str, str, str]]:
+    """(file, kind, name) of var.X, local.X and module.X.Y references, comments left out."""
+    pattern = re.compile(r"\b(var|local)\.(\w+)|\bmodule\.(\w+)(?:\[\d+\])?\.(\w+)")
+    for path in directory.glob("*.tf"):
+        code = "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
+        for match in pattern.finditer(code):
+            if match.group(1):
+                yield path.name, match.group(1), match.group(2)
+            else:
+                yield path.name, "module", f"{match.group(3)}.{match.group(4)}"

@@ -9,9 +9,9 @@ import subprocess
 import pytest
 
 from tests.terraform.conftest import TERRAFORM
-from tests.terraform.hcl_rules import (UNTAGGABLE, blocks, checkov_skips, has_tags,
-                                       literal_strings, parse, resources, secret_looking,
-                                       tf_files)
+from tests.terraform.hcl_rules import (UNTAGGABLE, blocks, checkov_skips, directory_interface,
+                                       has_tags, literal_strings, module_calls, parse,
+                                       references, resources, secret_looking, tf_files)
 
 FILES = tf_files(TERRAFORM)
 ENVS = ("dev", "staging", "prod", "local")
@@ -115,3 +115,31 @@ def test_checkov_finds_no_failed_check(checkov, tmp_path):
               for r in reports for c in r["results"].get("failed_checks", [])]
     assert summary["failed"] == 0, "checkov failed checks:\n" + "\n".join(failed)
     assert summary["passed"] > 200, summary
+
+
+def test_modules_are_wired_consistently():
+    """What `validate` would catch without providers: each module call passes declared variables
+    and every required one; every var., local. and module.X.Y reference exists."""
+    problems = []
+    shared = TERRAFORM / "envs" / "_shared"  # checked through the environments linking it
+    for directory in sorted({path.parent for path in FILES} - {shared}):
+        variables, _, local_names = directory_interface(directory)
+        calls = {}
+        for name, source, arguments in module_calls(directory):
+            declared, outputs, _ = directory_interface(source)
+            calls[name] = outputs
+            problems += [f"{_rel(directory)}: module {name} has no variable {a}"
+                         for a in sorted(arguments - set(declared))]
+            problems += [f"{_rel(directory)}: module {name} misses required {v}"
+                         for v, has_default in declared.items()
+                         if not has_default and v not in arguments]
+        for file, kind, name in references(directory):
+            known = {"var": variables, "local": local_names}.get(kind)
+            if kind == "module":
+                call, output = name.split(".")
+                ok = output in calls.get(call, set())
+            else:
+                ok = name in known
+            if not ok:
+                problems.append(f"{_rel(directory / file)}: {kind}.{name} is not declared")
+    assert not problems, "\n".join(problems)

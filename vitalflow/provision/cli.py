@@ -26,8 +26,7 @@ def from_terraform(
                                                      help="Saved `terraform output -json`, or "
                                                      "a state file.")] = None,
 ) -> None:
-    """Write the settings of a Terraform-provisioned environment; secrets stay in the secret
-    store (the file names them, VITALFLOW_CONFIG=FILE uses it)."""
+    """Write a provisioned environment's settings (secrets stay in the secret store)."""
     from vitalflow.provision.terraform_config import (TerraformOutputError, read_outputs,
                                                       secret_references, settings_from_outputs,
                                                       write_config)

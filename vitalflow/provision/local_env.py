@@ -138,8 +138,8 @@ ACTIONS = {("apply", "database"): apply_database, ("destroy", "database"): destr
 def main(argv: list[str]) -> int:
     action = ACTIONS.get(tuple(argv))
     if action is None:
-        print(f"usage: python -m vitalflow.provision.local_env "
-              f"{{apply|destroy}} {{database|bucket}}", file=sys.stderr)
+        print("usage: python -m vitalflow.provision.local_env {apply|destroy} {database|bucket}",
+              file=sys.stderr)
         return 2
     action(json.loads(os.environ["VITALFLOW_LOCAL_SPEC"]))
     print(f"{argv[0]} {argv[1]}: done")

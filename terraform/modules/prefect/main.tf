@@ -1,5 +1,40 @@
 # A Kubernetes work pool and the workers that poll it; each flow run becomes a Job with the
 # vitalflow image and the environment's config.
+locals {
+  # Each flow run is a Job: the vitalflow image, the environment's config file from the ConfigMap,
+  # and its secrets from the runtime secret (synced from Secrets Manager), hardened like the
+  # workers. Prefect fills in the command and the run's own environment.
+  job_manifest = {
+    apiVersion = "batch/v1"
+    kind       = "Job"
+    metadata   = { namespace = var.namespace, labels = var.tags, generateName = "{{ name }}-" }
+    spec = {
+      backoffLimit            = 0
+      ttlSecondsAfterFinished = 86400
+      template = {
+        spec = {
+          serviceAccountName           = kubernetes_service_account.workers.metadata[0].name
+          automountServiceAccountToken = false
+          restartPolicy                = "Never"
+          securityContext              = { runAsNonRoot = true, runAsUser = 10001, seccompProfile = { type = "RuntimeDefault" } }
+          containers = [{
+            name            = "prefect-job"
+            image           = var.image
+            imagePullPolicy = "Always"
+            args            = "{{ command }}"
+            env             = "{{ env }}"
+            envFrom         = var.runtime_secret == "" ? [] : [{ secretRef = { name = var.runtime_secret } }]
+            resources       = { requests = { cpu = var.job_cpu, memory = var.job_memory }, limits = { memory = var.job_memory } }
+            volumeMounts    = [{ name = "config", mountPath = "/app/config/deploy", readOnly = true }, { name = "tmp", mountPath = "/tmp" }]
+            securityContext = { allowPrivilegeEscalation = false, readOnlyRootFilesystem = true, capabilities = { drop = ["ALL"] } }
+          }]
+          volumes = [{ name = "config", configMap = { name = var.config_map } }, { name = "tmp", emptyDir = {} }]
+        }
+      }
+    }
+  }
+}
+
 resource "prefect_work_pool" "main" {
   name              = var.work_pool_name
   type              = "kubernetes"
@@ -7,32 +42,23 @@ resource "prefect_work_pool" "main" {
   concurrency_limit = var.pool_concurrency
   base_job_template = jsonencode({
     job_configuration = {
-      namespace = var.namespace
-      image     = var.image
-      env = {
-        VITALFLOW_CONFIG = "/app/config/deploy/vitalflow.toml"
-      }
-      job_manifest = {
-        apiVersion = "batch/v1"
-        kind       = "Job"
-        metadata   = { namespace = var.namespace, labels = var.tags }
-        spec = {
-          backoffLimit = 0
-          template = {
-            spec = {
-              serviceAccountName = kubernetes_service_account.workers.metadata[0].name
-              restartPolicy      = "Never"
-              containers = [{
-                name      = "prefect-job"
-                image     = var.image
-                resources = { requests = { cpu = var.job_cpu, memory = var.job_memory }, limits = { memory = var.job_memory } }
-              }]
-            }
-          }
-        }
+      command                   = "{{ command }}"
+      env                       = { VITALFLOW_CONFIG = "/app/config/deploy/vitalflow.toml", PREFECT_HOME = "/tmp/prefect" }
+      labels                    = var.tags
+      name                      = "{{ name }}"
+      namespace                 = var.namespace
+      job_manifest              = local.job_manifest
+      stream_output             = true
+      job_watch_timeout_seconds = 86400
+      pod_watch_timeout_seconds = 300
+    }
+    variables = {
+      type = "object"
+      properties = {
+        command = { type = "string", title = "Command", description = "Set by Prefect for each flow run." }
+        name    = { type = "string", title = "Name", description = "Job name prefix, set by Prefect." }
       }
     }
-    variables = { type = "object", properties = {} }
   })
 }
 

@@ -75,3 +75,9 @@ variable "job_memory" {
   type        = string
   default     = "4Gi"
 }
+
+variable "runtime_secret" {
+  description = "Kubernetes secret (synced from Secrets Manager by External Secrets) whose keys become the flow runs' environment: PGPASSWORD, VITALFLOW_PSEUDONYM_KEY, VITALFLOW_CLICKHOUSE_PASSWORD; empty for none."
+  type        = string
+  default     = ""
+}

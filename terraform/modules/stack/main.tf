@@ -76,6 +76,7 @@ module "prefect" {
   prefect_api_url    = var.prefect.api_url
   api_key_k8s_secret = var.prefect.api_key_k8s_secret
   config_map         = "${local.name_prefix}-config"
+  runtime_secret     = "${local.name_prefix}-runtime"
   job_memory         = var.prefect.job_memory
 }
 

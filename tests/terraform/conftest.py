@@ -9,9 +9,6 @@ import pytest
 
 from vitalflow.provision.terraform_config import tools_dir
 
-ROOT = Path(__file__).resolve().parents[2]
-TERRAFORM = ROOT / "terraform"
-
 
 def _tool(name: str) -> Path:
     path = tools_dir() / "bin" / name

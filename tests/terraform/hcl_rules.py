@@ -9,6 +9,8 @@ from pathlib import Path
 
 import hcl2
 
+TERRAFORM = Path(__file__).resolve().parents[2] / "terraform"
+
 # Resource types that take no tags/labels (sub-resources and attachments of taggable ones).
 UNTAGGABLE = {
     "aws_kms_alias", "aws_iam_role_policy", "aws_iam_role_policy_attachment",
@@ -69,6 +71,15 @@ def has_tags(rtype: str, body: dict) -> bool:
     if rtype.startswith("kubernetes_"):
         return "labels" in (_first(body.get("metadata")) or {})
     return "tags" in body
+
+
+_SECRET_VARIABLE = re.compile(r"(^|_)(password|secret|token|api_key|private_key)$")
+
+
+def unsafe_secret_variable(name: str, body: dict) -> bool:
+    """A variable named like a secret value that is not sensitive, ephemeral and default-free."""
+    return bool(_SECRET_VARIABLE.search(name)) and not (
+        body.get("sensitive") is True and body.get("ephemeral") is True and "default" not in body)
 
 
 def literal_strings(node, key: str = "") -> Iterator[tuple[str, str]]:

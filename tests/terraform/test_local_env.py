@@ -15,7 +15,7 @@ import boto3
 import psycopg
 import pytest
 
-from tests.terraform.conftest import TERRAFORM
+from tests.terraform.hcl_rules import TERRAFORM
 from vitalflow.object_store import s3_options
 
 pytestmark = pytest.mark.postgres

@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
-from tests.terraform.conftest import TERRAFORM
-from tests.terraform.hcl_rules import (UNTAGGABLE, blocks, checkov_skips, directory_interface,
-                                       has_tags, literal_strings, module_calls, parse,
-                                       references, resources, secret_looking, tf_files)
+from tests.terraform.hcl_rules import (TERRAFORM, UNTAGGABLE, blocks, checkov_skips,
+                                       directory_interface, has_tags, literal_strings,
+                                       module_calls, parse, references, resources,
+                                       secret_looking, tf_files, unsafe_secret_variable)
 
 FILES = tf_files(TERRAFORM)
 ENVS = ("dev", "staging", "prod", "local")
@@ -43,6 +43,16 @@ def test_every_variable_is_described_and_typed():
                 for path in FILES for name, body in blocks(parse(path), "variable")
                 for attribute in ("description", "type") if not body.get(attribute)]
     assert not problems, "\n".join(problems)
+
+
+def test_secret_variables_are_sensitive_and_have_no_default():
+    """A variable that would carry a secret value is sensitive and ephemeral (kept out of plan
+    and state) and has no default; names, ARNs and versions of secrets are not secrets."""
+    problems = [f"{_rel(path)}: variable {name}"
+                for path in FILES for name, body in blocks(parse(path), "variable")
+                if unsafe_secret_variable(name, body)]
+    assert not problems, "secret variables must be sensitive, ephemeral, without default:\n" \
+        + "\n".join(problems)
 
 
 def test_every_output_is_described_and_none_is_a_secret():
@@ -84,11 +94,15 @@ def test_rules_catch_what_they_guard(tmp_path):
     """The rules above fail on the faults they look for (so a pass means something)."""
     bad = tmp_path / "bad.tf"
     bad.write_text('variable "x" {}\n'
+                   'variable "db_password" {\n  type = string\n  sensitive = true\n}\n'
                    'resource "aws_s3_bucket" "b" { bucket = "b" }\n'
                    'resource "aws_db_instance" "d" { password = "hunter2hunter2" }\n'
                    'output "o" {\n  value = random_password.p.result\n}\n')
     document = parse(bad)
-    assert [n for n, b in blocks(document, "variable") if not b.get("description")] == ["x"]
+    assert [n for n, b in blocks(document, "variable")
+            if not b.get("description")] == ["x", "db_password"]
+    assert [n for n, b in blocks(document, "variable")
+            if unsafe_secret_variable(n, b)] == ["db_password"]
     assert [n for t, n, b in resources(document) if not has_tags(t, b)] == ["b", "d"]
     assert [k for k, v in literal_strings(document) if secret_looking(k, v)] == ["password"]
 

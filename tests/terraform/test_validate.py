@@ -7,8 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.terraform.conftest import TERRAFORM
-from tests.terraform.hcl_rules import parse, tf_files, unquote
+from tests.terraform.hcl_rules import TERRAFORM, parse, tf_files, unquote
 
 DIRECTORIES = sorted({p.parent for p in tf_files(TERRAFORM)} - {TERRAFORM / "envs" / "_shared"})
 # Why providers cannot be had: the registry is unreachable, and the Go module proxy serves only

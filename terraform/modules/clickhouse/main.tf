@@ -39,7 +39,7 @@ resource "kubernetes_manifest" "installation" {
     spec = {
       configuration = {
         users = {
-          "vitalflow/k8s_secret_password" = var.password_k8s_secret
+          "vitalflow/k8s_secret_password" = var.password_secret_name
           "vitalflow/networks/ip"         = ["10.0.0.0/8"]
           "vitalflow/profile"             = "default"
         }

@@ -63,7 +63,7 @@ variable "namespace" {
   default     = "vitalflow"
 }
 
-variable "password_k8s_secret" {
+variable "password_secret_name" {
   description = "Kubernetes secret (name/key) holding the default user's password for the self-managed variant, synced from Secrets Manager by the External Secrets operator."
   type        = string
   default     = "vitalflow-clickhouse/password"

@@ -23,7 +23,7 @@ locals {
             imagePullPolicy = "Always"
             args            = "{{ command }}"
             env             = "{{ env }}"
-            envFrom         = var.runtime_secret == "" ? [] : [{ secretRef = { name = var.runtime_secret } }]
+            envFrom         = var.runtime_secret_name == "" ? [] : [{ secretRef = { name = var.runtime_secret_name } }]
             resources       = { requests = { cpu = var.job_cpu, memory = var.job_memory }, limits = { memory = var.job_memory } }
             volumeMounts    = [{ name = "config", mountPath = "/app/config/deploy", readOnly = true }, { name = "tmp", mountPath = "/tmp" }]
             securityContext = { allowPrivilegeEscalation = false, readOnlyRootFilesystem = true, capabilities = { drop = ["ALL"] } }
@@ -116,7 +116,7 @@ resource "kubernetes_deployment" "workers" {
             value = "/tmp/prefect"
           }
           dynamic "volume_mount" {
-            for_each = var.api_key_k8s_secret == "" ? [] : [1]
+            for_each = var.api_key_secret_name == "" ? [] : [1]
             content {
               name       = "prefect-api-key"
               mount_path = "/var/run/secrets/prefect"
@@ -165,11 +165,11 @@ resource "kubernetes_deployment" "workers" {
         # The API key is a file, never an environment value in the pod spec: the image's entry
         # point (infra/compose/entrypoint.sh) exports it to the worker process only.
         dynamic "volume" {
-          for_each = var.api_key_k8s_secret == "" ? [] : [1]
+          for_each = var.api_key_secret_name == "" ? [] : [1]
           content {
             name = "prefect-api-key"
             secret {
-              secret_name  = var.api_key_k8s_secret
+              secret_name  = var.api_key_secret_name
               default_mode = "0400"
             }
           }

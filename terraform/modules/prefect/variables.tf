@@ -41,7 +41,7 @@ variable "prefect_api_url" {
   type        = string
 }
 
-variable "api_key_k8s_secret" {
+variable "api_key_secret_name" {
   description = "Kubernetes secret holding the Prefect API key under key `key`, synced from Secrets Manager (External Secrets); empty for a server without authentication."
   type        = string
   default     = ""
@@ -76,7 +76,7 @@ variable "job_memory" {
   default     = "4Gi"
 }
 
-variable "runtime_secret" {
+variable "runtime_secret_name" {
   description = "Kubernetes secret (synced from Secrets Manager by External Secrets) whose keys become the flow runs' environment: PGPASSWORD, VITALFLOW_PSEUDONYM_KEY, VITALFLOW_CLICKHOUSE_PASSWORD; empty for none."
   type        = string
   default     = ""

@@ -65,19 +65,19 @@ module "clickhouse" {
 }
 
 module "prefect" {
-  source             = "../prefect"
-  name_prefix        = local.name_prefix
-  tags               = local.tags
-  work_pool_name     = "${local.name_prefix}-pool"
-  pool_concurrency   = var.prefect.pool_concurrency
-  workers            = var.prefect.workers
-  namespace          = var.namespace
-  image              = var.prefect.image
-  prefect_api_url    = var.prefect.api_url
-  api_key_k8s_secret = var.prefect.api_key_k8s_secret
-  config_map         = "${local.name_prefix}-config"
-  runtime_secret     = "${local.name_prefix}-runtime"
-  job_memory         = var.prefect.job_memory
+  source              = "../prefect"
+  name_prefix         = local.name_prefix
+  tags                = local.tags
+  work_pool_name      = "${local.name_prefix}-pool"
+  pool_concurrency    = var.prefect.pool_concurrency
+  workers             = var.prefect.workers
+  namespace           = var.namespace
+  image               = var.prefect.image
+  prefect_api_url     = var.prefect.api_url
+  api_key_secret_name = var.prefect.api_key_secret_name
+  config_map          = "${local.name_prefix}-config"
+  runtime_secret_name = "${local.name_prefix}-runtime"
+  job_memory          = var.prefect.job_memory
 }
 
 module "monitoring" {

@@ -69,12 +69,12 @@ variable "clickhouse" {
 variable "prefect" {
   description = "Prefect: API URL, work pool concurrency, worker count and the image (pinned by digest) flows run in."
   type = object({
-    api_url            = string
-    pool_concurrency   = number
-    workers            = number
-    image              = string
-    api_key_k8s_secret = optional(string, "")
-    job_memory         = optional(string, "4Gi")
+    api_url             = string
+    pool_concurrency    = number
+    workers             = number
+    image               = string
+    api_key_secret_name = optional(string, "")
+    job_memory          = optional(string, "4Gi")
   })
 }
 

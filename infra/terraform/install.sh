@@ -17,7 +17,8 @@ if ! "$TOOLS/bin/tofu" version 2>/dev/null | grep -q "OpenTofu ${TOFU_VERSION}";
   echo "Building OpenTofu ${TOFU_VERSION} from its Go module into $TOOLS/bin (once; a few minutes)"
   # `go install module@version` refuses modules with replace directives, so build from the
   # downloaded module: its go.mod and go.sum pin every dependency.
-  export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+  # The machine's own Go (1.26 here; OpenTofu 1.12 needs >= 1.26.6); go.sum is used as shipped.
+  export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
   src=$(go mod download -json "github.com/opentofu/opentofu@${TOFU_VERSION}" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
   (cd "$src" && go build -trimpath -buildvcs=false -ldflags="-s -w -X github.com/opentofu/opentofu/version.dev=no" \
       -o "$TOOLS/bin/tofu.partial" ./cmd/tofu)

@@ -87,13 +87,13 @@ def test_apply_config_destroy(local_env, tofu, pg_server, tmp_path):
     assert variables["bucket"] in {b["Name"] for b in _s3(variables).list_buckets()["Buckets"]}
     _s3(variables).put_object(Bucket=variables["bucket"], Key="raw/a.ndjson", Body=b"{}\n")
 
-    # Its outputs become a config file vitalflow loads and connects with.
-    outputs = tmp_path / "outputs.json"
-    outputs.write_text(_tofu(tofu, workdir, env, "output", "-json").stdout)
+    # Its outputs (read by `tofu output -json` in the folder) become a config file vitalflow
+    # loads and connects with.
     config = tmp_path / "local.toml"
     cli = subprocess.run([sys.executable, "-m", "vitalflow.cli", "config", "from-terraform",
-                          "--output-json", str(outputs), "--out", str(config)],
-                         capture_output=True, text=True, timeout=120)
+                          "--env-dir", str(workdir), "--out", str(config)],
+                         capture_output=True, text=True, timeout=120,
+                         env={**env, "VITALFLOW_TERRAFORM": str(tofu)})
     assert cli.returncode == 0, cli.stderr
     loaded = subprocess.run(
         [sys.executable, "-c", "from vitalflow.config import load_settings; import json; "

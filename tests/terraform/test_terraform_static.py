@@ -124,11 +124,12 @@ def test_checkov_finds_no_failed_check(checkov, tmp_path):
                                  "BC_SKIP_MAPPING": "TRUE"})
     reports = json.loads(result.stdout)
     reports = reports if isinstance(reports, list) else [reports]
-    summary = {key: sum(r["summary"][key] for r in reports) for key in ("passed", "failed")}
+    summary = {key: sum(r["summary"][key] for r in reports)
+               for key in ("passed", "failed", "parsing_errors")}
     failed = [f"{c['check_id']} {c['resource']} ({c['file_path']})"
               for r in reports for c in r["results"].get("failed_checks", [])]
     assert summary["failed"] == 0, "checkov failed checks:\n" + "\n".join(failed)
-    assert summary["passed"] > 200, summary
+    assert summary["parsing_errors"] == 0 and summary["passed"] > 200, summary
 
 
 def test_modules_are_wired_consistently():

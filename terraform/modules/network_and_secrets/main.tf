@@ -99,10 +99,57 @@ resource "aws_vpc_security_group_egress_rule" "workers_to_data" {
   tags                         = var.tags
 }
 
-resource "aws_vpc_security_group_egress_rule" "workers_https" {
-  description       = "HTTPS to S3, Secrets Manager and the Prefect API (through endpoints or NAT)"
+# The private subnets have no internet route: AWS APIs are reached through VPC endpoints.
+resource "aws_vpc_endpoint" "s3" {
+  vpc_id            = aws_vpc.main.id
+  service_name      = "com.amazonaws.${data.aws_region.current.region}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = [aws_vpc.main.main_route_table_id]
+  tags              = var.tags
+}
+
+resource "aws_security_group" "endpoints" {
+  name        = "${var.name_prefix}-endpoints"
+  description = "Interface endpoints of AWS APIs, reachable from the workers"
+  vpc_id      = aws_vpc.main.id
+  tags        = var.tags
+}
+
+resource "aws_vpc_endpoint" "interface" {
+  for_each            = toset(var.interface_endpoints)
+  vpc_id              = aws_vpc.main.id
+  service_name        = "com.amazonaws.${data.aws_region.current.region}.${each.value}"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = [for subnet in aws_subnet.private : subnet.id]
+  security_group_ids  = [aws_security_group.endpoints.id]
+  tags                = var.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "endpoints_from_workers" {
+  description                  = "HTTPS from the workers to the AWS API endpoints"
+  security_group_id            = aws_security_group.endpoints.id
+  referenced_security_group_id = aws_security_group.workers.id
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  tags                         = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "workers_to_endpoints" {
+  description                  = "HTTPS to the AWS API endpoints"
+  security_group_id            = aws_security_group.workers.id
+  referenced_security_group_id = aws_security_group.endpoints.id
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  tags                         = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "workers_to_s3" {
+  description       = "HTTPS to S3 through the gateway endpoint"
   security_group_id = aws_security_group.workers.id
-  cidr_ipv4         = var.vpc_cidr
+  prefix_list_id    = aws_vpc_endpoint.s3.prefix_list_id
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443

@@ -19,6 +19,12 @@ variable "private_subnets" {
   type        = map(string)
 }
 
+variable "interface_endpoints" {
+  description = "AWS services reached through interface endpoints from the private subnets (no internet route)."
+  type        = list(string)
+  default     = ["secretsmanager", "sqs", "sts", "logs", "monitoring"]
+}
+
 variable "log_retention_days" {
   description = "Days the VPC flow logs are kept."
   type        = number

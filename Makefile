@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 	bash infra/browser/install.sh
 	bash infra/monitoring/install.sh
 	bash infra/sql/install.sh
+	PYTHON=$(PYTHON) bash infra/terraform/install.sh
 	@touch $(STAMP)
 
 ## Run the pipeline on INPUT (default: a generated sample) against the embedded PostgreSQL.

@@ -22,6 +22,7 @@ from vitalflow.monitoring.stack import MonitoringStack
 from vitalflow.privacy import cli as privacy_cli
 from vitalflow.refine import cli as refine_cli
 from vitalflow.sql import cli as sql_cli
+from vitalflow.provision import cli as provision_cli
 from vitalflow.terminology import cli as terminology_cli
 
 app = typer.Typer(help="FHIR clinical data: raw -> refined -> derived.", no_args_is_help=True,
@@ -42,6 +43,7 @@ app.add_typer(dictionary_cli.app, name="dictionary")
 monitoring_cli.register(app)  # `alerts` and `monitoring` command groups
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(sql_cli.app)  # sql, console, sql-users
+app.add_typer(provision_cli.app, name="config")
 console = Console()
 errors = Console(stderr=True)
 PROFILE_HELP = ("Storage profile: postgres, lakehouse, clickhouse, mixed or one defined in "

@@ -1,0 +1,1 @@
+"""Provisioned environments: Terraform outputs to vitalflow settings, the local environment."""

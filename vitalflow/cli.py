@@ -374,7 +374,7 @@ def _iceberg_raw(profile: str | None):
 SERVICES = ("postgres", "s3", "monitoring", "trino")
 ON_DEMAND = ("monitoring", "trino")  # started only when named: `services up trino`
 ServiceNames = Annotated[list[str] | None, typer.Argument(
-    help=f"Which services: {', '.join(SERVICES)} (default: all but {' and '.join(ON_DEMAND)}, '
+    help=f"Which services: {', '.join(SERVICES)} (default: all but {' and '.join(ON_DEMAND)}, "
          "which start only when named).")]
 
 

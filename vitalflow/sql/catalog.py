@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vitalflow.database import OBSERVATION_PENDING
 from vitalflow.tables import DERIVED_TABLES, REFINED_TABLES, Table
 
 ANALYST, ADMIN = "analyst", "admin"
@@ -74,7 +73,7 @@ QUERY_LOG_ENTRY = TableEntry(
     , (ADMIN,))
 
 TABLES: dict[str, Table] = {t.qualified_name: t
-                            for t in REFINED_TABLES + (OBSERVATION_PENDING,) + DERIVED_TABLES}
+                            for t in REFINED_TABLES + DERIVED_TABLES}
 LAYER_TABLES = tuple(_entry(t) for t in TABLES.values())
 ENTRIES: dict[str, TableEntry] = {e.name: e for e in (*LAYER_TABLES, RAW_RECORD, QUERY_LOG_ENTRY)}
 

@@ -16,7 +16,8 @@ from storage_backends.base import redact
 from storage_backends.postgres import PostgresBackend
 from vitalflow.config import Settings
 from vitalflow.privacy.identity import ANALYST as PG_ANALYST
-from vitalflow.ingest.parquet import RAW_SCHEMA, RawStore
+from vitalflow.ingest import RAW_SCHEMA
+from vitalflow.ingest.parquet import ParquetRawStore
 from vitalflow.sql.catalog import ADMIN, ENTRIES, TABLES, TableEntry, readable
 from vitalflow.sql.querylog import QUERY_LOG_NAME
 
@@ -113,7 +114,7 @@ class DuckDBEngine:
                             f"{attached[url]}.{entry.name}")
             elif _iceberg(holder) is not None:
                 allowed.append(self._iceberg_access(con, _iceberg(holder)))
-            elif isinstance(holder, RawStore):
+            elif isinstance(holder, ParquetRawStore):
                 allowed.append(str(holder.root) + "/")
         self._con = con
         for entry in readable(self.role).values():
@@ -171,7 +172,7 @@ class DuckDBEngine:
         if isinstance(holder, PostgresBackend):
             return
         con = self._con
-        if isinstance(holder, RawStore):
+        if isinstance(holder, ParquetRawStore):
             files = sorted(str(p) for p in holder.batches_dir.glob("*.parquet"))
             empty = ", ".join(f"NULL::{_DUCK_TYPES[str(f.type)]} AS {f.name}" for f in RAW_SCHEMA)
             source = (f"SELECT * FROM read_parquet({_quote_list(files)})" if files

@@ -72,7 +72,8 @@ class FastPath:
             if type(resource) is _Observation:
                 return self._observation(resource)
             return self._patient(resource)
-        except (msgspec.DecodeError, Rejected):
+        # Anything unusual, expected or not, goes to the full checks, which name the reason.
+        except Exception:  # noqa: BLE001
             return None
 
     def _observation(self, obs: _Observation) -> tuple[str, tuple] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -27,6 +28,13 @@ PATIENT_STAGE = [c for c in PATIENT.columns if c.name not in _DB_COLUMNS | {"per
 OBSERVATION_STAGE = [c for c in OBSERVATION.columns if c.name not in _DB_COLUMNS | {
     "code_system_version", "mapping_equivalence", "source_coding"}]
 QUARANTINE_STAGE = [c for c in QUARANTINE.columns if c.name != "quarantined_at"]
+
+# Deepest nesting of arrays and objects a record may have (the resource itself is level 1);
+# FHIR's deepest real shapes (extensions of extensions) stay far below it, and the decoders
+# recurse per level, so a hostile record must be caught before either sees it.
+MAX_NESTING = 64
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
 
 
 @dataclass
@@ -87,7 +95,8 @@ class Standardiser:
         texts = raw.column("raw_json").cast(pa.large_binary()).to_pylist()
         decode = self.fast.decode
         for raw_id, batch_id, text in zip(ids, batch_ids, texts, strict=True):
-            if text is not None and len(text) <= self.max_record_bytes:
+            if (text is not None and len(text) <= self.max_record_bytes
+                    and not _too_deep(text)):
                 decoded = decode(text)
                 if decoded is not None:
                     kind, row = decoded
@@ -117,6 +126,14 @@ class Standardiser:
                                         "resource_type": resource_type,
                                         "resource_id": resource_id, "reason": str(rejected.reason),
                                         "detail": rejected.detail})
+            # Whatever a rule did not foresee costs this record, never the run (the batch stays
+            # in raw, so a raised error would fail every later run too). The message may quote
+            # the record: only the error's type is kept.
+            except Exception as exc:  # noqa: BLE001
+                quarantined.append({"raw_record_id": raw_id, "batch_id": batch_id,
+                                    "resource_type": resource_type, "resource_id": resource_id,
+                                    "reason": str(Quarantine.UNPROCESSABLE_RECORD),
+                                    "detail": f"{type(exc).__name__} while standardising"})
             read[resource_type] += 1
         valid, failures = split_valid(_table(OBSERVATION_STAGE, observations), self.contract)
         for index, reason, detail in failures:
@@ -134,6 +151,9 @@ class Standardiser:
         if len(text) > self.max_record_bytes:
             raise Rejected(Quarantine.RECORD_TOO_LARGE,
                            f"record of {len(text)} bytes exceeds ingest.max_record_bytes")
+        if _too_deep(text):
+            raise Rejected(Quarantine.TOO_DEEPLY_NESTED,
+                           f"arrays and objects nest deeper than {MAX_NESTING} levels")
         try:
             resource = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
@@ -141,6 +161,19 @@ class Standardiser:
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise Rejected(Quarantine.NOT_A_RESOURCE, "JSON is not an object with a resourceType")
         return resource
+
+
+def _too_deep(text: bytes) -> bool:
+    """Nesting deeper than MAX_NESTING? Counting brackets (in C) settles nearly every record;
+    only one with more brackets than the limit is scanned, strings removed first."""
+    if text.count(b"[") + text.count(b"{") <= MAX_NESTING:
+        return False
+    depth = 0
+    for bracket in _BRACKET.findall(_STRING.sub(b"", text)):
+        depth += 1 if bracket in b"[{" else -1
+        if depth > MAX_NESTING:
+            return True
+    return False
 
 
 def _with_lineage(row: tuple, raw_record_id: str, text: bytes) -> tuple:

@@ -1,0 +1,22 @@
+"""Fixtures of the robustness tests: a private embedded PostgreSQL per module (tests here
+break, kill and restart it, which the session server shared by other tests must not see)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from vitalflow.services import EmbeddedPostgres, free_port
+
+
+@pytest.fixture(scope="module")
+def own_pg():
+    root = Path(tempfile.mkdtemp(prefix="vitalflow-robust-pg-"))
+    server = EmbeddedPostgres(root, free_port())
+    server.up()
+    yield server
+    server.down()
+    shutil.rmtree(root, ignore_errors=True)

@@ -20,3 +20,12 @@ def own_pg():
     yield server
     server.down()
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def project_dir():
+    """A fresh folder for a project's .vitalflow. Not under pytest's basetemp: another pytest
+    session on the machine resets its parent to 0700, which locks the server's user out."""
+    root = Path(tempfile.mkdtemp(prefix="vitalflow-robust-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)

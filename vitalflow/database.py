@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+import hashlib
+import inspect
 import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import psycopg
 
-from typing import TYPE_CHECKING
-
 from storage_backends.postgres import PostgresBackend
-from vitalflow.privacy.identity import ensure_identity_schema, grant_access
+from vitalflow.control import lock_pipeline
+from vitalflow.privacy.identity import IDENTITY_DDL, ensure_identity_schema, grant_access
 from vitalflow.tables import DERIVED_TABLES, OBSERVATION, REFINED_TABLES, Table
 
 if TYPE_CHECKING:
@@ -88,6 +89,20 @@ _INDEXES = (
 )
 
 
+_VERSION_DDL = """
+CREATE TABLE IF NOT EXISTS meta.schema_version (
+  target text PRIMARY KEY, fingerprint text NOT NULL, applied_at timestamptz NOT NULL)"""
+
+
+def _fingerprint() -> str:
+    """Changes whenever any DDL this module sends does: a new version of vitalflow with other
+    tables, columns, indexes or functions applies its DDL once on the first run."""
+    parts = [_META_DDL, IDENTITY_DDL, _VERSION_DDL, *_INDEXES, repr(REFINED_TABLES),
+             repr(DERIVED_TABLES), repr(OBSERVATION_PENDING), inspect.getsource(_ensure_refined_sql),
+             inspect.getsource(_install_owner_trigger), inspect.getsource(grant_access)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
 def drop_observation_indexes(conn: psycopg.Connection) -> None:
     """Before a bulk load into an empty refined.observation: building indexes once afterwards
     costs a fraction of maintaining them row by row."""
@@ -107,23 +122,12 @@ class OwnershipError(PermissionError):
 
 
 def ensure_layers(layers: Layers) -> None:
-    """Create or update every table of the profile and the control schema; safe on every run."""
-    control = layers.control
-    with control.connect() as conn:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.ddl'))")
-        conn.execute(_META_DDL)
-        for table in DERIVED_TABLES:
-            conn.execute("INSERT INTO meta.table_owner VALUES (%s, %s) ON CONFLICT (table_name) "
-                         "DO UPDATE SET owner_flow = EXCLUDED.owner_flow",
-                         (table.qualified_name, table.owner))
-        ensure_identity_schema(conn)
-        if layers.refined_in_control:
-            _ensure_refined_sql(control, conn)
-        if layers.all_in_control:
-            control.ensure_tables(conn, DERIVED_TABLES)
-            for table in DERIVED_TABLES:
-                _install_owner_trigger(conn, table)
-        missing = grant_access(conn)
+    """Create or update every table of the profile and the control schema; safe on every run.
+
+    The control database's DDL runs only when its schema version (a fingerprint of the DDL)
+    is not the current one, and then under the pipeline lock: DDL on tables a concurrent
+    refine writes would deadlock with it."""
+    missing = _ensure_control_schema(layers)
     if missing:
         log.warning("roles %s do not exist: analyst and re-identification grants skipped "
                     "(the embedded server creates them; elsewhere see docs/privacy.md)",
@@ -134,6 +138,71 @@ def ensure_layers(layers: Layers) -> None:
     if not layers.all_in_control:
         for table in DERIVED_TABLES:
             layers.derived.create(table)
+
+
+def _ensure_control_schema(layers: Layers) -> list[str]:
+    """Apply the control database's DDL unless current; the roles whose grants were skipped."""
+    target = _schema_target(layers)
+    with layers.control.connect() as conn:
+        if _schema_current(conn, target, layers):
+            return []
+    with layers.control.connect() as conn:
+        if not conn.execute("SELECT pg_try_advisory_xact_lock(hashtext('vitalflow.pipeline'))"
+                            ).fetchone()[0]:
+            log.warning("another vitalflow run holds the pipeline lock; waiting for it to "
+                        "finish before setting up the schema")
+            lock_pipeline(conn)
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.ddl'))")
+        if _schema_current(conn, target, layers):  # set up by the run we waited for
+            return []
+        missing = _apply_control_ddl(conn, layers)
+        conn.execute(_VERSION_DDL)
+        if not missing:  # else every run tries the grants again, until the roles exist
+            conn.execute("INSERT INTO meta.schema_version VALUES (%s, %s, now()) ON CONFLICT "
+                         "(target) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, "
+                         "applied_at = EXCLUDED.applied_at", (target, SCHEMA_FINGERPRINT))
+    return missing
+
+
+def _apply_control_ddl(conn: psycopg.Connection, layers: Layers) -> list[str]:
+    conn.execute(_META_DDL)
+    for table in DERIVED_TABLES:
+        conn.execute("INSERT INTO meta.table_owner VALUES (%s, %s) ON CONFLICT (table_name) "
+                     "DO UPDATE SET owner_flow = EXCLUDED.owner_flow",
+                     (table.qualified_name, table.owner))
+    ensure_identity_schema(conn)
+    if layers.refined_in_control:
+        _ensure_refined_sql(layers.control, conn)
+    if layers.all_in_control:
+        layers.control.ensure_tables(conn, DERIVED_TABLES)
+        for table in DERIVED_TABLES:
+            _install_owner_trigger(conn, table)
+    return grant_access(conn)
+
+
+def _schema_target(layers: Layers) -> str:
+    """Which control-database tables the profile needs (profiles may share one database)."""
+    return f"meta+refined={layers.refined_in_control}+derived={layers.all_in_control}"
+
+
+def _control_tables(layers: Layers) -> list[str]:
+    names = ["meta.run", "meta.table_owner", "identity.patient_identity"]
+    if layers.refined_in_control:
+        names += [t.qualified_name for t in REFINED_TABLES + (OBSERVATION_PENDING,)]
+    if layers.all_in_control:
+        names += [t.qualified_name for t in DERIVED_TABLES]
+    return names
+
+
+def _schema_current(conn: psycopg.Connection, target: str, layers: Layers) -> bool:
+    """This version's DDL was applied, and no table has been dropped since (rebuild drops)."""
+    if conn.execute("SELECT to_regclass('meta.schema_version')").fetchone()[0] is None:
+        return False
+    row = conn.execute(
+        "SELECT fingerprint = %s AND (SELECT bool_and(to_regclass(t) IS NOT NULL) "
+        "FROM unnest(%s::text[]) t) FROM meta.schema_version WHERE target = %s",
+        (SCHEMA_FINGERPRINT, _control_tables(layers), target)).fetchone()
+    return bool(row and row[0])
 
 
 def _ensure_refined_sql(control: PostgresBackend, conn: psycopg.Connection) -> None:
@@ -156,6 +225,9 @@ def _install_owner_trigger(conn: psycopg.Connection, table: Table) -> None:
     conn.execute(f"CREATE TRIGGER enforce_owner BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE "
                  f"ON {table.qualified_name} FOR EACH STATEMENT "
                  "EXECUTE FUNCTION meta.enforce_owner()")
+
+
+SCHEMA_FINGERPRINT = _fingerprint()
 
 
 def check_owner(conn: psycopg.Connection, table: Table, flow: str) -> None:

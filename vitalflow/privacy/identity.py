@@ -22,7 +22,7 @@ _ANALYST_GRANTS = ("GRANT USAGE ON SCHEMA {s} TO {r}",
                    "GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {r}",
                    "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {r}")
 
-_DDL = """
+IDENTITY_DDL = """
 CREATE SCHEMA IF NOT EXISTS identity;
 REVOKE ALL ON SCHEMA identity FROM PUBLIC;
 CREATE TABLE IF NOT EXISTS identity.pseudonym_key (
@@ -89,7 +89,7 @@ class ReidentificationDenied(PermissionError):
 def ensure_identity_schema(conn: psycopg.Connection) -> None:
     """Create the identity schema (run as the owner of the refined and derived schemas)."""
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.identity.ddl'))")
-    conn.execute(_DDL)
+    conn.execute(IDENTITY_DDL)
 
 
 def ensure_roles(conn: psycopg.Connection, passwords: Mapping[str, str] | None = None,

@@ -128,7 +128,7 @@ def test_reingest_is_a_no_op_and_batches_are_read_only(tmp_path):
     assert again.batch == first.batch and renamed.batch == first.batch
     assert [p.name for p in store.batches_dir.iterdir()] == [f"{first.batch.batch_id}.parquet"]
     assert [p.name for p in store.manifest_dir.iterdir()] == [f"{first.batch.batch_id}.json"]
-    assert stat.S_IMODE(store.batch_path(first.batch.batch_id).stat().st_mode) == 0o444
+    assert stat.S_IMODE(store.batch_path(first.batch.batch_id).stat().st_mode) == 0o400  # owner-only: raw holds identifiers
     assert store.manifest() == [first.batch]
 
 

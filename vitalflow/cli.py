@@ -261,24 +261,29 @@ def bench(
 @app.command()
 def export(
     table: Annotated[str, typer.Argument(help="LAYER.TABLE, e.g. derived.patient_bmi_latest "
-                                         "or raw.record.")],
+                                         "or raw.record (administrator only: it holds "
+                                         "names, addresses and identifiers).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="FILE.csv or FILE.parquet.")],
     profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = None,
     snapshot: Annotated[int | None, typer.Option(help="Read the table as of this snapshot "
                                                  "(Iceberg; see `vitalflow raw history`).")] = None,
 ) -> None:
     """Write one table, from whichever backend holds it, to CSV or Parquet."""
-    from vitalflow.export import export_table
+    from vitalflow.export import RAW_RECORD, export_table, require_administrator
     from vitalflow.storage import describe, open_layers
 
     settings = load_settings()
     try:
+        require_administrator(table, settings.paths.root)
         layers = open_layers(settings, profile)
         rows = export_table(layers, table, out, snapshot)
-    except _known_errors() as exc:
+    except (*_known_errors(), PermissionError) as exc:
         raise _fail(str(exc)) from None
     where = describe(layers)[table.split(".")[0]] if "." in table else ""
     console.print(f"Wrote {rows:,} rows of {table} ({layers.profile}: {where}) to {out}")
+    if table == RAW_RECORD:
+        console.print(f"[yellow]{out} holds patient names, addresses and identifiers; it is "
+                      "readable by you only (mode 600): keep it so, and delete it when done.")
 
 
 @raw_app.callback(invoke_without_command=True)

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vitalflow import __version__
+from vitalflow.locks import owner_only, write_private
 from vitalflow.progress import Reporter, SilentReporter
 
 RAW_SCHEMA = pa.schema([
@@ -125,8 +126,10 @@ class RawStore:
         entry = self.manifest_dir / f"{batch_id}.json"
         if entry.exists():
             return IngestResult(_read_batch(entry), False)
-        self.batches_dir.mkdir(parents=True, exist_ok=True)
-        self.manifest_dir.mkdir(parents=True, exist_ok=True)
+        # Raw records hold names, addresses and identifiers: owner-only folders, read-only files.
+        for folder in (self.root, self.batches_dir, self.manifest_dir):
+            owner_only(folder)
+        self._remove_stale_partials()
         source_uri = path.resolve().as_uri()
         target = self.batch_path(batch_id)
         partial = target.with_suffix(f".{os.getpid()}.partial")
@@ -145,15 +148,22 @@ class RawStore:
         except BaseException:
             partial.unlink(missing_ok=True)  # a failed ingest must not leave half a batch behind
             raise
-        partial.chmod(0o444)
+        partial.chmod(0o400)
         partial.replace(target)
         batch = Batch(batch_id, sha, path.stat().st_size, records, reader.blank_lines,
                       reader.format, resource_type_hint(path.name), source_uri,
                       datetime.now(UTC).isoformat(), who(), __version__)
-        tmp = entry.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(batch), indent=1))
+        tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+        write_private(tmp, json.dumps(asdict(batch), indent=1))
         tmp.replace(entry)  # the manifest entry is the commit point of a batch
         return IngestResult(batch, True)
+
+    def _remove_stale_partials(self) -> None:
+        """Half-written batches of ingests that were killed (their process is gone)."""
+        for partial in [*self.batches_dir.glob("*.partial"), *self.manifest_dir.glob("*.tmp")]:
+            pid = partial.name.split(".")[-2]
+            if pid.isdigit() and not _process_alive(int(pid)):
+                partial.unlink(missing_ok=True)
 
     def read(self, batch_id: str, batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:
         return pq.ParquetFile(self.batch_path(batch_id)).iter_batches(batch_size=batch_rows)
@@ -161,6 +171,16 @@ class RawStore:
 
 def _read_batch(entry: Path) -> Batch:
     return Batch(**json.loads(entry.read_text()))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def who() -> str:

@@ -16,6 +16,7 @@ from vitalflow.persons import reconcile_persons
 from vitalflow.progress import Reporter, SilentReporter
 from vitalflow.raw import IngestError, discover_inputs
 from vitalflow.refine import RefineResult, refine
+from vitalflow.run_ledger import claim_run
 from vitalflow.storage import Layers, describe, open_layers
 from vitalflow.tables import AGE_BAND_SUMMARY, DERIVED_TABLES, PATIENT_BMI_LATEST, REFINED_TABLES
 
@@ -111,8 +112,18 @@ def run(settings: Settings, input_path: Path, reporter: Reporter | None = None,
 
 def _run_stages(settings: Settings, layers: Layers, input_path: Path,
                 reporter: Reporter) -> dict:
-    timings: dict[str, float] = {}
     run_id = new_run_id()
+    # issue 12: held while the run lives, so a killed run's row can be marked 'abandoned'
+    claim = claim_run(layers.control, run_id)
+    try:
+        return _run_claimed(settings, layers, input_path, reporter, run_id)
+    finally:
+        claim.close()
+
+
+def _run_claimed(settings: Settings, layers: Layers, input_path: Path, reporter: Reporter,
+                 run_id: str) -> dict:
+    timings: dict[str, float] = {}
     record_run(layers, run_id, "running")
     try:
         lap = time.perf_counter()

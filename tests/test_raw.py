@@ -335,11 +335,22 @@ def _flip_middle(data: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("damage", [
-    lambda data: data[: len(data) // 2],  # truncated download
-    _flip_middle,  # corrupt deflate data (zlib.error)
     lambda data: data[:-8] + b"\x00" * 8,  # wrong CRC and length
+    lambda data: data[: len(data) // 2],  # truncated download
+], ids=["bad-crc", "truncated"])
+def test_damaged_gzip_keeps_its_readable_lines_and_one_truncated_record(tmp_path, damage):
+    # issue 12: lines before the damage are salvaged; the rest is one record (truncated_file)
+    result = RawStore(tmp_path / "raw").ingest(
+        _write(tmp_path / "Patient.000.ndjson.gz", damage(_gzip_lines(2000))))
+
+    assert result.truncated and result.batch.records <= 2001
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:20],  # truncated before the first line
+    _flip_middle,  # corrupt deflate data (zlib.error) before the first line ends
     lambda data: b"plain text, not gzip\n",
-], ids=["truncated", "corrupt-data", "bad-crc", "not-gzip"])
+], ids=["truncated-early", "corrupt-data", "not-gzip"])
 def test_corrupt_gzip_raises_ingest_error_naming_the_file(tmp_path, damage):
     source = _write(tmp_path / "Patient.000.ndjson.gz", damage(_gzip_lines(2000)))
     store = RawStore(tmp_path / "raw")

@@ -77,6 +77,8 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as one JSON "
                                           "object (last stdout line).")] = False,
     profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit with code 2 when an input "
+                                         "file was unreadable, truncated or skipped.")] = False,
 ) -> None:
     """Ingest, refine and derive; services started here stay up until `services down`."""
     from vitalflow import pipeline
@@ -98,6 +100,22 @@ def run(
         print(json.dumps(summary, default=str))
     else:
         _print_summary(summary)
+    _warn_unreadable_input(summary["ingest"], strict)
+
+
+def _warn_unreadable_input(ingest: dict, strict: bool) -> None:
+    """Input that was not (fully) read, on stderr; with --strict it fails the command."""
+    for error in ingest["errors"]:
+        errors.print(f"[yellow]warning:[/] not ingested: {error}")
+    for name in ingest["truncated"]:
+        errors.print(f"[yellow]warning:[/] {name} is truncated or damaged: its readable lines "
+                     "were kept, the rest is one quarantined truncated_file record")
+    for skipped in ingest["skipped"]:
+        errors.print(f"[yellow]warning:[/] skipped {skipped['file']}: {skipped['hint']}")
+    unread = len(ingest["errors"]) + len(ingest["truncated"]) + len(ingest["skipped"])
+    if strict and unread:
+        errors.print(f"[bold red]error:[/] {unread} input file(s) not fully read (--strict)")
+        raise typer.Exit(code=2)
 
 
 def _print_summary(summary: dict) -> None:
@@ -112,8 +130,10 @@ def _print_summary(summary: dict) -> None:
     console.print(f"Raw: {ingest['files']} files, {ingest['new_batches']} new batches "
                   f"({ingest['records']:,} records), {ingest['already_ingested']} already "
                   "ingested")
-    for error in ingest["errors"]:
-        console.print(f"[red]  not ingested:[/] {error}")
+    unread = len(ingest["errors"]) + len(ingest["truncated"]) + len(ingest["skipped"])
+    if unread:
+        console.print(f"[red]  {len(ingest['errors'])} not ingested, {len(ingest['truncated'])} "
+                      f"truncated, {len(ingest['skipped'])} skipped (details on stderr)")
     _print_mapping("Quarantine reasons (this run)", summary["quarantine_reasons"])
     _print_mapping("Filtered (this run)", summary["filter_reasons"])
     terminology = summary.get("terminology") or {}

@@ -14,7 +14,7 @@ from vitalflow.database import OBSERVATION_PENDING
 from vitalflow.derive import DeriveResult, derive_age_band_summary, derive_patient_bmi
 from vitalflow.persons import reconcile_persons
 from vitalflow.progress import Reporter, SilentReporter
-from vitalflow.raw import IngestError, discover_inputs
+from vitalflow.raw import IngestError, discover_inputs, skipped_inputs
 from vitalflow.refine import RefineResult, refine
 from vitalflow.run_ledger import claim_run
 from vitalflow.storage import Layers, describe, open_layers
@@ -28,12 +28,17 @@ class IngestSummary:
     already_ingested: int = 0
     records: int = 0
     errors: list[str] = field(default_factory=list)
+    # issue 12: partly readable files (their rest is one truncated_file record) and files
+    # left out for their name, with a hint
+    truncated: list[str] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
 
 
 def ingest(settings: Settings, layers: Layers, input_path: Path,
            reporter: Reporter | None = None) -> IngestSummary:
     """Copy every input file into the raw layer; unreadable files are reported, not fatal."""
-    summary = IngestSummary()
+    summary = IngestSummary(skipped=[{"file": name, "hint": hint}
+                                     for name, hint in skipped_inputs(input_path)])
     for path in discover_inputs(input_path):
         summary.files += 1
         try:
@@ -41,6 +46,8 @@ def ingest(settings: Settings, layers: Layers, input_path: Path,
         except IngestError as exc:
             summary.errors.append(str(exc))
             continue
+        if result.truncated:
+            summary.truncated.append(path.name)
         if result.new:
             summary.new_batches += 1
             summary.records += result.batch.records

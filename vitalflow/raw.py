@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import getpass
-import gzip
 import hashlib
+import io
 import json
 import os
 import re
@@ -33,6 +33,14 @@ RAW_SCHEMA = pa.schema([
 INPUT_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz")
 _BOM = b"\xef\xbb\xbf"
 _CHUNK_BYTES = 64 * 1024 * 1024
+# A line longer than this keeps only its start (refine quarantines it as record_too_large):
+# memory stays bounded whatever a file, or a decompressed zip bomb, holds.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+# raw_bytes of the record standing for the unreadable rest of a damaged file (raw_json null):
+# refine quarantines it as truncated_file. NUL never starts a line of a text file.
+TRUNCATED_MARKER = b"\x00vitalflow:truncated-file\x00"
+# Entry i of a JSON array on NDJSON line n is record n * ARRAY_ENTRY_BASE + i.
+ARRAY_ENTRY_BASE = 1_000_000
 # Min/max of record text is useless and costs several copies of each record while writing.
 _STATISTICS_COLUMNS = ["raw_record_id", "batch_id", "source_uri", "record_number"]
 
@@ -62,6 +70,7 @@ class Batch:
 class IngestResult:
     batch: Batch
     new: bool  # False when the same content had been ingested before
+    truncated: str | None = None  # why the end of the file could not be read, if it could not
 
 
 def discover_inputs(path: Path) -> list[Path]:
@@ -73,6 +82,25 @@ def discover_inputs(path: Path) -> list[Path]:
         return [path]
     return sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(INPUT_SUFFIXES)
                   and not p.name.startswith(("_", ".")))
+
+
+def skipped_inputs(path: Path) -> list[tuple[str, str]]:
+    """(file name, hint) of the files in folder path that discover_inputs leaves out because of
+    their name; names starting with '_' or '.' are skipped silently."""
+    if not path.is_dir():
+        return []
+    skipped = []
+    for file in sorted(p for p in path.iterdir() if p.is_file()):
+        if file.name.endswith(INPUT_SUFFIXES) or file.name.startswith(("_", ".")):
+            continue
+        with file.open("rb") as handle:
+            head = handle.read(4096)
+        first = head.split(b"\n", 1)[0]
+        looks = ("CSV" if first.count(b",") + first.count(b";") + first.count(b"\t") >= 1
+                 and b"{" not in first else "text" if b"\x00" not in head else "binary")
+        skipped.append((file.name, f"{looks} file, not read: vitalflow reads FHIR NDJSON or JSON "
+                                   f"({', '.join(INPUT_SUFFIXES)}); convert it to FHIR first"))
+    return skipped
 
 
 def resource_type_hint(file_name: str) -> str | None:
@@ -156,7 +184,7 @@ class RawStore:
         tmp = entry.with_suffix(f".{os.getpid()}.tmp")
         write_private(tmp, json.dumps(asdict(batch), indent=1))
         tmp.replace(entry)  # the manifest entry is the commit point of a batch
-        return IngestResult(batch, True)
+        return IngestResult(batch, True, reader.damage)
 
     def _remove_stale_partials(self) -> None:
         """Half-written batches of ingests that were killed (their process is gone)."""
@@ -212,6 +240,7 @@ class RecordReader:
         self.path = path
         self.blank_lines = 0
         self.format = "ndjson"
+        self.damage: str | None = None  # set when the end of the file could not be read
         self._consumed = 0
         self._reported = 0
 
@@ -221,22 +250,25 @@ class RecordReader:
 
     def _open(self):
         if self.path.name.endswith(".gz"):
-            return gzip.open(self.path, "rb")
+            return io.BufferedReader(SalvagingGzip(self.path), buffer_size=1 << 20)
         return self.path.open("rb")
 
     def chunks(self, batch_rows: int) -> Iterator[tuple[list[int], list, list]]:
         try:
+            with self._open() as sniff:
+                head = sniff.read(8192)
             with self._open() as handle:
-                head = handle.read(8192)
-                handle.seek(0)
                 if b"\x00" in head:
                     self.format = "binary"
                     yield from self._whole(handle.read(), as_text=False)
                 elif self.path.name.endswith((".json", ".json.gz")):
-                    yield from self._document(handle.read(), batch_rows)
+                    content = handle.read()
+                    if getattr(handle.raw, "damage", None):  # no document in half a document
+                        raise IngestError(f"cannot read {self.path.name}: {handle.raw.damage}")
+                    yield from self._document(content, batch_rows)
                 else:
                     yield from self._lines(handle, batch_rows)
-        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:  # zlib: damaged .gz data
+        except (OSError, EOFError, zlib.error) as exc:
             raise IngestError(f"cannot read {self.path.name}: {exc}") from exc
         self._consumed = self.path.stat().st_size
 
@@ -253,10 +285,11 @@ class RecordReader:
             document = orjson.loads(content)
         except orjson.JSONDecodeError:
             document = None
-        if isinstance(document, dict) and document.get("resourceType") == "Bundle":
-            self.format = "bundle"
+        if isinstance(document, list) or (
+                isinstance(document, dict) and document.get("resourceType") == "Bundle"):
+            self.format = "bundle" if isinstance(document, dict) else "array"
             # Bundle entries have no text of their own: each is stored as compact JSON.
-            entries = document.get("entry") or []
+            entries = document if isinstance(document, list) else document.get("entry") or []
             if not isinstance(entries, list):
                 entries = [entries]  # a malformed entry is kept as one record, to be quarantined
             for start in range(0, len(entries), batch_rows):
@@ -266,8 +299,6 @@ class RecordReader:
                         for e in part],
                        [None] * len(part))
         elif document is None and b"\n" in content.strip():  # final newline or not
-            import io
-
             yield from self._lines(io.BytesIO(content), batch_rows)  # NDJSON named .json
         else:
             self.format = "json"
@@ -278,24 +309,127 @@ class RecordReader:
         texts: list[str | None] = []
         blobs: list[bytes | None] = []
         size = 0
-        for number, line in enumerate(handle, start=1):
+        number = 0
+        while line := handle.readline(MAX_LINE_BYTES):
+            if not line.endswith(b"\n") and getattr(getattr(handle, "raw", None), "damage", None):
+                break  # the start of a line whose end was lost: part of the unreadable rest
+            number += 1
             self._consumed += len(line)
+            if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
+                self._skip_rest_of_line(handle)
             if number == 1:
                 line = line.removeprefix(_BOM)
             line = line.rstrip(b"\r\n")
             if not line.strip():
                 self.blank_lines += 1
                 continue
-            text, blob = _decode(line)
-            numbers.append(number)
-            texts.append(text)
-            blobs.append(blob)
+            for record_number, text, blob in _records_of_line(number, line):
+                numbers.append(record_number)
+                texts.append(text)
+                blobs.append(blob)
             size += len(line)
             if len(numbers) >= batch_rows or size >= _CHUNK_BYTES:
                 yield numbers, texts, blobs
                 numbers, texts, blobs, size = [], [], [], 0
+        self.damage = getattr(getattr(handle, "raw", None), "damage", None)
+        if self.damage and number == 0:
+            raise IngestError(f"cannot read {self.path.name}: {self.damage}")
+        if self.damage:  # the unreadable rest of the file: one record, quarantined
+            numbers.append(number + 1)
+            texts.append(None)
+            blobs.append(TRUNCATED_MARKER + self.damage.encode())
         if numbers:
             yield numbers, texts, blobs
+
+    def _skip_rest_of_line(self, handle) -> None:
+        while part := handle.readline(MAX_LINE_BYTES):
+            self._consumed += len(part)
+            if part.endswith(b"\n"):
+                return
+
+
+def _records_of_line(number: int, line: bytes) -> list[tuple[int, str | None, bytes | None]]:
+    """A line's record; a JSON array of objects on one line gives one record per entry."""
+    if line.lstrip()[:1] == b"[":
+        try:
+            entries = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            entries = None
+        if isinstance(entries, list) and entries and all(isinstance(e, dict) for e in entries):
+            return [(number * ARRAY_ENTRY_BASE + index, orjson.dumps(entry).decode(), None)
+                    for index, entry in enumerate(entries, start=1)]
+    text, blob = _decode(line)
+    return [(number, text, blob)]
+
+
+def _up_to_damage(inflate, data: bytes, limit: int) -> bytes:
+    """What inflate gives for data, fed in small slices, before the slice that fails."""
+    out = bytearray()
+    for start in range(0, len(data), 64):
+        try:
+            out += inflate.decompress(data[start:start + 64], limit - len(out))
+        except zlib.error:
+            break
+        if len(out) >= limit:
+            break
+    return bytes(out)
+
+
+class SalvagingGzip(io.RawIOBase):
+    """A gzip file's decompressed bytes (concatenated members too) as far as they are intact:
+    damaged or missing compressed data ends the stream early and sets `damage`, so the lines
+    before it can still be kept. Output comes in bounded pieces (zip bombs stay small)."""
+
+    _PIECE = 1 << 22
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._file = path.open("rb")
+        self._inflate = zlib.decompressobj(wbits=31)
+        self._fed = False
+        self._out = memoryview(b"")
+        self.damage: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        while not self._out and self._fill():
+            pass
+        count = min(len(target), len(self._out))
+        target[:count] = self._out[:count]
+        self._out = self._out[count:]
+        return count
+
+    def _fill(self) -> bool:
+        """Decompress the next piece; False at the end of the readable data."""
+        if self._inflate.unconsumed_tail:
+            data = self._inflate.unconsumed_tail
+        else:
+            data = (self._inflate.unused_data if self._inflate.eof else b"") or \
+                self._file.read(1 << 13)  # small: an error loses only this piece's output
+            if not data:
+                if self._fed and not self._inflate.eof:
+                    self.damage = "the compressed data ends early (file truncated)"
+                return False
+            if self._inflate.eof:  # the next gzip member
+                self._inflate = zlib.decompressobj(wbits=31)
+        self._fed = True
+        before = self._inflate.copy()
+        try:
+            self._out = memoryview(self._inflate.decompress(data, self._PIECE))
+        except zlib.error as exc:
+            self.damage = f"damaged compressed data ({exc})"
+            self._out = memoryview(_up_to_damage(before, data, self._PIECE))
+            self._file.seek(0, 2)  # nothing after the damage is read
+            self._inflate = zlib.decompressobj(wbits=31)
+            self._fed = False
+            return bool(self._out)
+        return True
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 def _decode(content: bytes) -> tuple[str | None, bytes | None]:

@@ -15,6 +15,7 @@ from vitalflow.catalog import MEASURES
 from vitalflow.fastpath import FastPath
 from vitalflow.fhir_rules import (Rejected, reference_id, standardise_observation,
                                   standardise_patient)
+from vitalflow.raw import TRUNCATED_MARKER
 from vitalflow.reasons import Filtered, Quarantine
 from vitalflow.tables import OBSERVATION, PATIENT, QUARANTINE
 from vitalflow.validation import observation_schema, split_valid
@@ -93,8 +94,10 @@ class Standardiser:
         batch_ids = raw.column("batch_id").to_pylist()
         # As bytes: no UTF-8 decode into str objects; both decoders and the hash take bytes.
         texts = raw.column("raw_json").cast(pa.large_binary()).to_pylist()
+        blobs = raw.column("raw_bytes")
         decode = self.fast.decode
-        for raw_id, batch_id, text in zip(ids, batch_ids, texts, strict=True):
+        for index, (raw_id, batch_id, text) in enumerate(zip(ids, batch_ids, texts,
+                                                              strict=True)):
             if (text is not None and len(text) <= self.max_record_bytes
                     and not _too_deep(text)):
                 decoded = decode(text)
@@ -106,7 +109,7 @@ class Standardiser:
                     continue
             resource_type, resource_id = type_hint or "unknown", None
             try:
-                resource = self._parse(text)
+                resource = self._parse(text, blobs[index].as_py() if text is None else None)
                 resource_type = resource["resourceType"]
                 if resource_type == "Observation":
                     rid = resource.get("id")
@@ -145,7 +148,10 @@ class Standardiser:
                                  pa.Table.from_pylist(quarantined, schema=_QUARANTINE_SCHEMA),
                                  read, filtered)
 
-    def _parse(self, text: bytes | None) -> dict:
+    def _parse(self, text: bytes | None, blob: bytes | None = None) -> dict:
+        if text is None and blob and blob.startswith(TRUNCATED_MARKER):
+            raise Rejected(Quarantine.TRUNCATED_FILE, "the rest of the input file could not be "
+                           "read: " + blob[len(TRUNCATED_MARKER):].decode(errors="replace"))
         if text is None:
             raise Rejected(Quarantine.MALFORMED_JSON, "record is not valid UTF-8 text")
         if len(text) > self.max_record_bytes:

@@ -4,6 +4,7 @@ then patients get pseudonyms."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import psycopg
 import pyarrow as pa
@@ -32,7 +33,9 @@ class RefineGate:
                  raw=None, pending: list[Batch] = ()) -> None:
         self.terminology = (TerminologyStage(settings.terminology, control_url, Standardiser(
             settings.refine.observation_codes, settings.refine.excluded_statuses,
-            settings.ingest.max_record_bytes)) if settings.terminology.enabled else None)
+            settings.ingest.max_record_bytes,
+            timedelta(hours=settings.refine.future_tolerance_hours))
+            ) if settings.terminology.enabled else None)
         self.person_of = (link_persons(control, settings, raw, list(pending))
                           if settings.merge.enabled else None)
         self.whitelist = load_whitelist(settings.filter.path) if settings.filter.enabled else None

@@ -20,6 +20,7 @@ class Quarantine(StrEnum):
     OUT_OF_RANGE = "out_of_range"  # physiologically impossible after conversion
     MISSING_EFFECTIVE = "missing_effective"
     INVALID_DATE = "invalid_date"
+    IMPLAUSIBLE_DATE = "implausible_date"  # effective time after now + refine.future_tolerance_hours
     INVALID_STATUS = "invalid_status"
     INVALID_GENDER = "invalid_gender"
     RECORD_TOO_LARGE = "record_too_large"

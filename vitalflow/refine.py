@@ -7,6 +7,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import psycopg
 import pyarrow as pa
@@ -153,9 +154,10 @@ class Work:
 _worker: Standardiser | None = None
 
 
-def _start_worker(codes: list[str], statuses: list[str], max_bytes: int) -> None:
+def _start_worker(codes: list[str], statuses: list[str], max_bytes: int,
+                  future_tolerance: timedelta) -> None:
     global _worker
-    _worker = Standardiser(codes, statuses, max_bytes)
+    _worker = Standardiser(codes, statuses, max_bytes, future_tolerance)
 
 
 def _run_worker(records: pa.RecordBatch, hint: str | None) -> StandardisedBatch:
@@ -167,7 +169,8 @@ def standardised(chunks: Iterator[tuple[pa.RecordBatch, str | None]], settings: 
     """Standardised chunks, with their raw records, in input order, inline or from two worker
     processes."""
     options = (settings.refine.observation_codes, settings.refine.excluded_statuses,
-               settings.ingest.max_record_bytes)
+               settings.ingest.max_record_bytes,
+               timedelta(hours=settings.refine.future_tolerance_hours))
     if not parallel:
         standardiser = Standardiser(*options)
         for records, hint in chunks:

@@ -7,14 +7,15 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import orjson
 import pyarrow as pa
 
 from vitalflow.catalog import MEASURES
 from vitalflow.fastpath import FastPath
-from vitalflow.fhir_rules import (Rejected, reference_id, standardise_observation,
-                                  standardise_patient)
+from vitalflow.fhir_rules import (DEFAULT_FUTURE_TOLERANCE, Rejected, latest_effective,
+                                  reference_id, standardise_observation, standardise_patient)
 from vitalflow.raw import TRUNCATED_MARKER
 from vitalflow.reasons import Filtered, Quarantine
 from vitalflow.tables import OBSERVATION, PATIENT, QUARANTINE
@@ -55,7 +56,8 @@ class Standardiser:
     """Standardises raw record batches; one instance per refine run."""
 
     def __init__(self, observation_codes: list[str], excluded_statuses: list[str],
-                 max_record_bytes: int) -> None:
+                 max_record_bytes: int,
+                 future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE) -> None:
         unknown = [c for c in observation_codes if c not in MEASURES]
         if unknown:
             raise ValueError(f"refine.observation_codes {unknown} have no measure definition; "
@@ -64,7 +66,9 @@ class Standardiser:
         self.excluded = frozenset(excluded_statuses)
         self.max_record_bytes = max_record_bytes
         self.contract = observation_schema(OBSERVATION_STAGE)
-        self.fast = FastPath(self.scope, self.excluded)
+        # One instant per run, so both decoders judge every record against the same time.
+        self.latest = latest_effective(future_tolerance)
+        self.fast = FastPath(self.scope, self.excluded, self.latest)
         self.translations: dict[tuple[str, str], str] = {}
 
     def translating(self, translations: dict[tuple[str, str], str]) -> Standardiser:
@@ -115,7 +119,7 @@ class Standardiser:
                     rid = resource.get("id")
                     resource_id = rid if isinstance(rid, str) else None
                     row = standardise_observation(resource, self.scope, self.excluded,
-                                                  self.translations)
+                                                  self.translations, self.latest)
                     observations.append(_with_lineage(row, raw_id, text))
                 elif resource_type == "Patient":
                     patients.append(_with_lineage(standardise_patient(resource), raw_id, text))

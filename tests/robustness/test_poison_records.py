@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_standardise import WEIGHT_OBS, _run  # noqa: E402
+from test_standardise import WEIGHT_OBS, _raw, _run  # noqa: E402
 
 from vitalflow.standardise import MAX_NESTING  # noqa: E402
 
@@ -60,3 +60,32 @@ def test_any_exception_while_standardising_quarantines_only_that_record(monkeypa
     assert [r["reason"] for r in rows] == ["unprocessable_record"]
     assert "secret" not in rows[0]["detail"] and "ZeroDivisionError" in rows[0]["detail"]
     assert out.observations.num_rows == 1
+
+
+@pytest.mark.parametrize("effective", ["9999-12-31T23:59:59Z", "2999-01-01"])
+def test_effective_times_in_the_future_are_quarantined(effective):
+    future = dict(WEIGHT_OBS, effectiveDateTime=effective)  # fast path shape
+    period = {k: v for k, v in future.items() if k != "effectiveDateTime"} | {
+        "effectivePeriod": {"start": effective}}  # full rules only
+
+    out = _run(future, period, json.dumps(WEIGHT_OBS))
+
+    assert out.quarantine.column("reason").to_pylist() == ["implausible_date"] * 2
+    assert out.observations.num_rows == 1
+
+
+def test_the_future_tolerance_is_configurable():
+    from datetime import UTC, datetime, timedelta
+
+    from vitalflow.config import RefineSettings
+    from vitalflow.standardise import Standardiser
+
+    soon = (datetime.now(UTC) + timedelta(hours=5)).isoformat()
+    record = dict(WEIGHT_OBS, effectiveDateTime=soon)
+    refine = RefineSettings()
+    assert refine.future_tolerance_hours == 24
+    for hours, quarantined in [(24, 0), (1, 1)]:
+        standardiser = Standardiser(refine.observation_codes, refine.excluded_statuses, 1 << 20,
+                                    future_tolerance=timedelta(hours=hours))
+        out = standardiser.run(_raw([record]), None)
+        assert out.quarantine.num_rows == quarantined, hours

@@ -289,12 +289,16 @@ class _ChunkMerge:
             INSERT INTO stage_orphan SELECT * FROM gone""")
         _upsert(conn, "refined.observation_pending", "stage_orphan", self.observation_cols,
                 "observation_id")
+        # issue 12: only orphans the upsert kept are quarantined; an exact copy of one parked
+        # by an earlier run is a duplicate, and its row would outlive the promotion.
         conn.execute(f"""
             INSERT INTO stage_quarantine ({self.quarantine_cols})
-            SELECT raw_record_id, split_part(raw_record_id, '-', 1), 'Observation',
-                   observation_id, %s,
+            SELECT s.raw_record_id, split_part(s.raw_record_id, '-', 1), 'Observation',
+                   s.observation_id, %s,
                    'subject is not a refined patient; refined automatically when it arrives'
-              FROM stage_orphan""", (str(Quarantine.UNKNOWN_PATIENT),))
+              FROM stage_orphan s JOIN refined.observation_pending p
+                ON p.observation_id = s.observation_id AND p.raw_record_id = s.raw_record_id""",
+                     (str(Quarantine.UNKNOWN_PATIENT),))
 
 
 def tally(result: RefineResult, out) -> None:

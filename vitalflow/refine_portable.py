@@ -89,10 +89,13 @@ class _Merge:
         written_observations = self._write_newer(OBSERVATION, observations.filter(is_known),
                                                  track_moves=True)
         orphans = observations.filter(pc.invert(is_known))
-        parked = self._write_newer(OBSERVATION_PENDING, orphans)
+        # issue 12: only the orphans written are quarantined (an exact copy of a parked one
+        # is a duplicate; its quarantine row would outlive the promotion)
+        parked_rows = self._newer_rows_written(OBSERVATION_PENDING, orphans)
+        parked = parked_rows.num_rows
         quarantine = pa.concat_tables([
             self.staged.table("quarantine", _stage_schema(QUARANTINE)),
-            _orphan_quarantine(orphans)], promote_options="permissive")
+            _orphan_quarantine(parked_rows)], promote_options="permissive")
         promoted = self._promote()
         quarantine = quarantine.filter(pc.invert(pc.is_in(
             quarantine.column("raw_record_id"), promoted.column("raw_record_id"))))
@@ -119,8 +122,13 @@ class _Merge:
 
     def _write_newer(self, table: Table, rows: pa.Table, track_moves: bool = False) -> int:
         """Upsert the rows that are strictly newer than the stored version of their key."""
+        return self._newer_rows_written(table, rows, track_moves).num_rows
+
+    def _newer_rows_written(self, table: Table, rows: pa.Table,
+                            track_moves: bool = False) -> pa.Table:
+        """_write_newer, returning the rows written."""
         if not rows.num_rows:
-            return 0
+            return rows
         key = table.primary_key[0]
         stored = self.refined.read(table, list(dict.fromkeys([key, "patient_key", *_RANK_COLUMNS])),
                                    where=[(key, "in", rows.column(key))])
@@ -137,7 +145,7 @@ class _Merge:
                                           ).to_pylist()
             rows = winners.drop_columns(["stored_patient"])
         self.refined.upsert(table, self._stamped(rows))
-        return rows.num_rows
+        return rows
 
     def _stamped(self, rows: pa.Table) -> pa.Table:
         return rows.append_column("change_seq", pa.array([self.seq] * rows.num_rows, pa.int64())

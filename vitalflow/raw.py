@@ -36,6 +36,8 @@ _CHUNK_BYTES = 64 * 1024 * 1024
 # A line longer than this keeps only its start (refine quarantines it as record_too_large):
 # memory stays bounded whatever a file, or a decompressed zip bomb, holds.
 MAX_LINE_BYTES = 64 * 1024 * 1024
+# A .json document (Bundle, array) is parsed whole: larger ones (or zip bombs) are refused.
+MAX_DOCUMENT_BYTES = 1024 * 1024 * 1024
 # raw_bytes of the record standing for the unreadable rest of a damaged file (raw_json null):
 # refine quarantines it as truncated_file. NUL never starts a line of a text file.
 TRUNCATED_MARKER = b"\x00vitalflow:truncated-file\x00"
@@ -259,10 +261,14 @@ class RecordReader:
                 head = sniff.read(8192)
             with self._open() as handle:
                 if b"\x00" in head:
-                    self.format = "binary"
-                    yield from self._whole(handle.read(), as_text=False)
+                    self.format = "binary"  # kept (its start) as one record, to be quarantined
+                    yield from self._whole(handle.read(MAX_LINE_BYTES), as_text=False)
                 elif self.path.name.endswith((".json", ".json.gz")):
-                    content = handle.read()
+                    content = handle.read(MAX_DOCUMENT_BYTES + 1)
+                    if len(content) > MAX_DOCUMENT_BYTES:
+                        raise IngestError(f"cannot read {self.path.name}: a JSON document larger "
+                                          f"than {MAX_DOCUMENT_BYTES >> 20} MiB; give it as "
+                                          "NDJSON (one resource per line)")
                     if getattr(handle.raw, "damage", None):  # no document in half a document
                         raise IngestError(f"cannot read {self.path.name}: {handle.raw.damage}")
                     yield from self._document(content, batch_rows)

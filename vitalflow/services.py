@@ -145,6 +145,14 @@ class EmbeddedPostgres:
             shutil.chown(path, *_ensure_system_user())
         return path
 
+    def _secure_root(self) -> None:
+        """The project folder is the owner's; as root, the server's system user may pass
+        through it (group x), nobody else may even do that."""
+        owner_only(self.root)
+        if _is_root():
+            shutil.chown(self.root, group=_ensure_system_user()[1])
+            self.root.chmod(0o710)
+
     def _cluster_complete(self) -> bool:
         """initdb finished: pg_control written and template1, template0 and postgres created
         (a folder of an install killed during initdb has PG_VERSION but not all of these)."""
@@ -173,7 +181,7 @@ class EmbeddedPostgres:
             with os.fdopen(fd, "w") as handle:
                 handle.write(passwords[SUPERUSER] + "\n")
             if _is_root():
-                _open_path_for(self.root)
+                _open_path_for(self.root.parent)
                 _open_path_for(_bin_dir().parent)
             self._server_owned(pwfile)
             self._server_owned(staging)
@@ -198,7 +206,7 @@ class EmbeddedPostgres:
         """Start the cluster (initialising it on first use) and return the application URL.
         Several processes may call it at once: one starts the server, the others wait."""
         check_port(self.port, "database.embedded_port")
-        owner_only(self.root)
+        self._secure_root()
         with file_lock(self.root / "postgres.lock", "starting the embedded PostgreSQL"):
             if self.portfile.exists():  # another process may have moved it meanwhile
                 self.port = int(self.portfile.read_text())

@@ -29,6 +29,7 @@ def test_no_password_reaches_the_server_log(own_pg):
 def test_server_log_and_secrets_are_owner_only(own_pg):
     for path in [own_pg.logfile, own_pg.passfile, own_pg.portfile]:
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+    assert stat.S_IMODE(own_pg.root.stat().st_mode) & 0o007 == 0  # others cannot even pass
     for path in own_pg.root.rglob("*"):
         # Nothing is readable or writable by others (folders the server's system user must
         # pass through may be traversable: x only).

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 
 from vitalflow.catalog import LOINC, Measure
-from datetime import datetime
-
-from vitalflow.fhir_rules import (OBSERVATION_STATUSES, Rejected, canonical_value,
-                                  check_not_future, latest_effective, meta_values,
-                                  parse_datetime, patient_key_of, patient_row)
+from vitalflow.fhir_rules import (OBSERVATION_STATUSES, canonical_value, check_not_future,
+                                  latest_effective, meta_values, parse_datetime, patient_key_of,
+                                  patient_row)
 
 
 class _Coding(msgspec.Struct):

@@ -154,11 +154,22 @@ class EmbeddedPostgres:
             self.root.chmod(0o710)
 
     def _cluster_complete(self) -> bool:
-        """initdb finished: pg_control written and template1, template0 and postgres created
-        (a folder of an install killed during initdb has PG_VERSION but not all of these)."""
+        """pgdata holds a whole cluster. initdb writes pg_control, then template1, template0
+        and postgres: a folder an older version's initdb left when killed lacks some of them,
+        and its server never started (no port file). A folder that was started once is never
+        made again here: that would lose its data."""
+        if not self.pgdata.exists():
+            return False
         base = self.pgdata / "base"
-        return ((self.pgdata / "global" / "pg_control").exists() and base.is_dir()
-                and sum(1 for _ in base.iterdir()) >= 3)
+        if ((self.pgdata / "global" / "pg_control").exists() and base.is_dir()
+                and sum(1 for _ in base.iterdir()) >= 3):
+            return True
+        if self.portfile.exists():
+            raise ServiceError(f"the embedded PostgreSQL cluster in {self.pgdata} is damaged "
+                               "(pg_control or a database folder is missing). Move the folder "
+                               "aside and run again: a new cluster is made, and `vitalflow "
+                               "rebuild` refines every raw batch into it")
+        return False
 
     def _initdb(self) -> None:
         """Initialise in a fresh folder and rename it to pgdata when complete: a kill at any

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from vitalflow.services import EmbeddedPostgres, free_port
+from vitalflow.services import EmbeddedPostgres, ServiceError, free_port
 
 _UP = ("import sys; from pathlib import Path; from vitalflow.services import EmbeddedPostgres; "
        "EmbeddedPostgres(Path(sys.argv[1]), int(sys.argv[2])).up()")
@@ -55,3 +55,15 @@ def test_a_kill_during_the_first_start_is_repaired_by_the_next(project_dir: Path
     server = EmbeddedPostgres(project_dir, port)
     server.up()
     _works(server)
+
+
+def test_a_damaged_cluster_that_was_used_is_never_wiped(project_dir: Path):
+    (project_dir / "pgdata").mkdir(mode=0o700)
+    (project_dir / "pgdata" / "PG_VERSION").write_text("17\n")
+    (project_dir / "pgdata" / "precious").write_text("data\n")
+    (project_dir / "postgres.port").write_text("54329")  # it was started before
+
+    with pytest.raises(ServiceError, match="damaged"):
+        EmbeddedPostgres(project_dir, free_port()).up()
+
+    assert (project_dir / "pgdata" / "precious").exists()

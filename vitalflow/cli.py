@@ -66,6 +66,9 @@ def _sample_input(settings) -> Path:
                      f"{settings.generate.patients} patients in {sample}")
         generate(sample, settings.generate.patients, seed=settings.generate.seed,
                  defect_rate=settings.generate.defect_rate)
+        from vitalflow.locks import tighten_tree
+
+        tighten_tree(sample)  # like everything under the project folder: owner-only
     return sample
 
 

@@ -152,6 +152,7 @@ class EmbeddedPostgres:
         if _is_root():
             shutil.chown(self.root, group=_ensure_system_user()[1])
             self.root.chmod(0o710)
+            _open_path_for(self.root.parent)  # again on every start: a parent may have changed
 
     def _cluster_complete(self) -> bool:
         """pgdata holds a whole cluster. initdb writes pg_control, then template1, template0
@@ -192,7 +193,6 @@ class EmbeddedPostgres:
             with os.fdopen(fd, "w") as handle:
                 handle.write(passwords[SUPERUSER] + "\n")
             if _is_root():
-                _open_path_for(self.root.parent)
                 _open_path_for(_bin_dir().parent)
             self._server_owned(pwfile)
             self._server_owned(staging)

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.vitalflow/prefect
 
-.PHONY: install run test test-all serve services-down bench bench-throughput microbench clean
+.PHONY: install run test test-all serve services-down bench bench-throughput microbench chaos clean
 
 install: $(STAMP)
 
@@ -54,6 +54,10 @@ bench-audit: $(STAMP)
 microbench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks/micro --benchmark-only --benchmark-autosave \
 		--benchmark-storage=benchmarks/results/micro -q $(MICROBENCH_ARGS)
+
+## kill -9 drill (docs/robustness.md): CHAOS_ARGS="--trials 50" by default; reports mismatches.
+chaos: $(STAMP)
+	$(BIN)/python -m benchmarks.chaos.drill $(or $(CHAOS_ARGS),--trials 50)
 
 clean:
 	-$(BIN)/vitalflow services down

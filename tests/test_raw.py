@@ -129,7 +129,7 @@ def test_reingest_is_a_no_op_and_batches_are_read_only(tmp_path):
     assert again.batch == first.batch and renamed.batch == first.batch
     assert [p.name for p in store.batches_dir.iterdir()] == [f"{first.batch.batch_id}.parquet"]
     assert [p.name for p in store.manifest_dir.iterdir()] == [f"{first.batch.batch_id}.json"]
-    assert stat.S_IMODE(store.batch_path(first.batch.batch_id).stat().st_mode) == 0o444
+    assert stat.S_IMODE(store.batch_path(first.batch.batch_id).stat().st_mode) == 0o400  # owner-only: raw holds identifiers
     assert store.manifest() == [first.batch]
 
 
@@ -336,11 +336,22 @@ def _flip_middle(data: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("damage", [
-    lambda data: data[: len(data) // 2],  # truncated download
-    _flip_middle,  # corrupt deflate data (zlib.error)
     lambda data: data[:-8] + b"\x00" * 8,  # wrong CRC and length
+    lambda data: data[: len(data) // 2],  # truncated download
+], ids=["bad-crc", "truncated"])
+def test_damaged_gzip_keeps_its_readable_lines_and_one_truncated_record(tmp_path, damage):
+    # issue 12: lines before the damage are salvaged; the rest is one record (truncated_file)
+    result = RawStore(tmp_path / "raw").ingest(
+        _write(tmp_path / "Patient.000.ndjson.gz", damage(_gzip_lines(2000))))
+
+    assert result.truncated and result.batch.records <= 2001
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:20],  # truncated before the first line
+    _flip_middle,  # corrupt deflate data (zlib.error) before the first line ends
     lambda data: b"plain text, not gzip\n",
-], ids=["truncated", "corrupt-data", "bad-crc", "not-gzip"])
+], ids=["truncated-early", "corrupt-data", "not-gzip"])
 def test_corrupt_gzip_raises_ingest_error_naming_the_file(tmp_path, damage):
     source = _write(tmp_path / "Patient.000.ndjson.gz", damage(_gzip_lines(2000)))
     store = ParquetRawStore(tmp_path / "raw")

@@ -79,6 +79,9 @@ def _sample_input(settings) -> Path:
                      f"{settings.generate.patients} patients in {sample}")
         generate(sample, settings.generate.patients, seed=settings.generate.seed,
                  defect_rate=settings.generate.defect_rate)
+        from vitalflow.locks import tighten_tree
+
+        tighten_tree(sample)  # like everything under the project folder: owner-only
     return sample
 
 
@@ -90,6 +93,8 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as one JSON "
                                           "object (last stdout line).")] = False,
     profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit with code 2 when an input "
+                                         "file was unreadable, truncated or skipped.")] = False,
 ) -> None:
     """Ingest, refine and derive; services started here stay up until `services down`."""
     from vitalflow import pipeline
@@ -111,6 +116,22 @@ def run(
         print(json.dumps(summary, default=str))
     else:
         _print_summary(summary)
+    _warn_unreadable_input(summary["ingest"], strict)
+
+
+def _warn_unreadable_input(ingest: dict, strict: bool) -> None:
+    """Input that was not (fully) read, on stderr; with --strict it fails the command."""
+    for error in ingest["errors"]:
+        errors.print(f"[yellow]warning:[/] not ingested: {error}")
+    for name in ingest["truncated"]:
+        errors.print(f"[yellow]warning:[/] {name} is truncated or damaged: its readable lines "
+                     "were kept, the rest is one quarantined truncated_file record")
+    for skipped in ingest["skipped"]:
+        errors.print(f"[yellow]warning:[/] skipped {skipped['file']}: {skipped['hint']}")
+    unread = len(ingest["errors"]) + len(ingest["truncated"]) + len(ingest["skipped"])
+    if strict and unread:
+        errors.print(f"[bold red]error:[/] {unread} input file(s) not fully read (--strict)")
+        raise typer.Exit(code=2)
 
 
 def _print_summary(summary: dict) -> None:
@@ -125,8 +146,10 @@ def _print_summary(summary: dict) -> None:
     console.print(f"Raw: {ingest['files']} files, {ingest['new_batches']} new batches "
                   f"({ingest['records']:,} records), {ingest['already_ingested']} already "
                   "ingested")
-    for error in ingest["errors"]:
-        console.print(f"[red]  not ingested:[/] {error}")
+    unread = len(ingest["errors"]) + len(ingest["truncated"]) + len(ingest["skipped"])
+    if unread:
+        console.print(f"[red]  {len(ingest['errors'])} not ingested, {len(ingest['truncated'])} "
+                      f"truncated, {len(ingest['skipped'])} skipped (details on stderr)")
     _print_mapping("Quarantine reasons (this run)", summary["quarantine_reasons"])
     _print_mapping("Filtered (this run)", summary["filter_reasons"])
     terminology = summary.get("terminology") or {}
@@ -273,7 +296,8 @@ def bench(
 @app.command()
 def export(
     table: Annotated[str, typer.Argument(help="LAYER.TABLE, e.g. derived.patient_bmi_latest "
-                                         "or raw.record.")],
+                                         "or raw.record (administrator only: it holds "
+                                         "names, addresses and identifiers).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="FILE.csv or FILE.parquet.")],
     profile: Annotated[str | None, typer.Option(help=PROFILE_HELP)] = None,
     snapshot: Annotated[int | None, typer.Option(help="Read the table as of this snapshot "
@@ -281,19 +305,23 @@ def export(
 ) -> None:
     """Write one table, from whichever backend holds it, to CSV or Parquet."""
     from vitalflow.audit.trail import AuditTrail
-    from vitalflow.export import export_table
+    from vitalflow.export import export_table, require_administrator
     from vitalflow.storage import describe, open_layers
 
     settings = load_settings()
     try:
+        require_administrator(table, settings.paths.root)
         layers = open_layers(settings, profile)
         with AuditTrail(settings, layers.control.url).action("data.export", table, {
                 "out": str(out), "profile": layers.profile, "snapshot": snapshot}) as result:
             rows = result["rows"] = export_table(layers, table, out, snapshot)
-    except _known_errors() as exc:
+    except (*_known_errors(), PermissionError) as exc:
         raise _fail(str(exc)) from None
     where = describe(layers)[table.split(".")[0]] if "." in table else ""
     console.print(f"Wrote {rows:,} rows of {table} ({layers.profile}: {where}) to {out}")
+    if table == RAW_RECORD:
+        console.print(f"[yellow]{out} holds patient names, addresses and identifiers; it is "
+                      "readable by you only (mode 600): keep it so, and delete it when done.")
 
 
 @raw_app.callback(invoke_without_command=True)

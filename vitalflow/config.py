@@ -50,6 +50,8 @@ class RefineSettings(BaseModel):
     observation_codes: list[str] = ["8302-2", "29463-7", "39156-5"]
     excluded_statuses: list[str] = ["entered-in-error", "cancelled"]
     worker_process_min_records: int = Field(200_000, ge=0)
+    # An effective time later than now plus this is quarantined as implausible_date.
+    future_tolerance_hours: float = Field(24, ge=0)
 
 
 class DeriveSettings(BaseModel):

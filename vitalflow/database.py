@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import logging
 
 import psycopg
@@ -9,7 +11,8 @@ import psycopg
 from storage_backends.base import Backend
 from storage_backends.postgres import PostgresBackend
 from storage_backends.sql import comment_statements
-from vitalflow.privacy.identity import ensure_identity_schema, grant_access
+from vitalflow.control import lock_pipeline, target_of
+from vitalflow.privacy.identity import IDENTITY_DDL, ensure_identity_schema, grant_access
 from vitalflow.tables import DERIVED_TABLES, META_TABLES, REFINED_TABLES, Table
 from vitalflow.terminology.cache import DDL as TERMINOLOGY_CACHE_DDL
 
@@ -57,33 +60,85 @@ class OwnershipError(PermissionError):
     """A flow tried to write a derived table that another flow owns."""
 
 
+_VERSION_DDL = """
+CREATE TABLE IF NOT EXISTS meta.schema_version (
+  target text PRIMARY KEY, fingerprint text NOT NULL, applied_at timestamptz NOT NULL)"""
+
+
 def ensure_layers(control: PostgresBackend, refined: Backend, derived: Backend) -> None:
-    """Create or update every table of the profile and the control schema; safe on every run."""
-    for table in REFINED_TABLES:
-        refined.create(table)
-    for table in DERIVED_TABLES:
-        derived.create(table)
+    """Create or update every table of the profile and the control schema; safe on every run.
+
+    The DDL runs only when the schema version (a fingerprint of the DDL and the table
+    descriptions) is not the current one or a table is missing, and then under the pipeline
+    lock: DDL on tables a concurrent refine writes would deadlock with it."""
+    target = f"{target_of(refined, control)} {target_of(derived, control)}"
     with control.connect() as conn:
+        if _schema_current(conn, target, refined, derived):
+            return
+    with control.connect() as conn:
+        if not conn.execute("SELECT pg_try_advisory_xact_lock(hashtext('vitalflow.pipeline'))"
+                            ).fetchone()[0]:
+            log.warning("another vitalflow run holds the pipeline lock; waiting for it to "
+                        "finish before setting up the schema")
+            lock_pipeline(conn)
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.ddl'))")
-        conn.execute(_META_DDL)
-        # Created here too, not only on the first terminology check, so its comments are kept.
-        conn.execute(TERMINOLOGY_CACHE_DDL)
-        for table in META_TABLES:
-            for statement in comment_statements(table):
-                conn.execute(statement)
+        if _schema_current(conn, target, refined, derived):  # set up by the run we waited for
+            return
+        for table in REFINED_TABLES:
+            refined.create(table)
         for table in DERIVED_TABLES:
-            conn.execute("INSERT INTO meta.table_owner VALUES (%s, %s) ON CONFLICT (table_name) "
-                         "DO UPDATE SET owner_flow = EXCLUDED.owner_flow",
-                         (table.qualified_name, table.owner))
-            if derived is control:
-                # The database itself refuses a writer that is not the owner flow (act_as).
-                _install_owner_trigger(conn, table)
-        ensure_identity_schema(conn)
-        missing = grant_access(conn)
+            derived.create(table)
+        missing = _apply_control_ddl(conn, derived is control)
+        conn.execute(_VERSION_DDL)
+        if not missing:  # else every run tries the grants again, until the roles exist
+            conn.execute("INSERT INTO meta.schema_version VALUES (%s, %s, now()) ON CONFLICT "
+                         "(target) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, "
+                         "applied_at = EXCLUDED.applied_at", (target, SCHEMA_FINGERPRINT))
     if missing:
         log.warning("roles %s do not exist: analyst and re-identification grants skipped "
                     "(the embedded server creates them; elsewhere see docs/privacy.md)",
                     ", ".join(missing))
+
+
+def _apply_control_ddl(conn: psycopg.Connection, derived_in_control: bool) -> list[str]:
+    """The control database's own schema; returns the roles whose grants were skipped."""
+    conn.execute(_META_DDL)
+    # Created here too, not only on the first terminology check, so its comments are kept.
+    conn.execute(TERMINOLOGY_CACHE_DDL)
+    for table in META_TABLES:
+        for statement in comment_statements(table):
+            conn.execute(statement)
+    for table in DERIVED_TABLES:
+        conn.execute("INSERT INTO meta.table_owner VALUES (%s, %s) ON CONFLICT (table_name) "
+                     "DO UPDATE SET owner_flow = EXCLUDED.owner_flow",
+                     (table.qualified_name, table.owner))
+        if derived_in_control:
+            # The database itself refuses a writer that is not the owner flow (act_as).
+            _install_owner_trigger(conn, table)
+    ensure_identity_schema(conn)
+    return grant_access(conn)
+
+
+def _schema_current(conn: psycopg.Connection, target: str, refined: Backend,
+                    derived: Backend) -> bool:
+    """This version's DDL was applied, and no table has been dropped since (rebuild drops)."""
+    if conn.execute("SELECT to_regclass('meta.schema_version')").fetchone()[0] is None:
+        return False
+    row = conn.execute("SELECT fingerprint FROM meta.schema_version WHERE target = %s",
+                       (target,)).fetchone()
+    return (bool(row) and row[0] == SCHEMA_FINGERPRINT
+            and all(refined.exists(t) for t in REFINED_TABLES)
+            and all(derived.exists(t) for t in DERIVED_TABLES))
+
+
+def _fingerprint() -> str:
+    """Changes whenever any DDL sent here does: a new version of vitalflow with other tables,
+    columns, indexes, comments or functions applies its DDL once, on its first run."""
+    parts = [_META_DDL, IDENTITY_DDL, _VERSION_DDL, TERMINOLOGY_CACHE_DDL,
+             repr(REFINED_TABLES), repr(DERIVED_TABLES), repr(META_TABLES),
+             inspect.getsource(_apply_control_ddl), inspect.getsource(_install_owner_trigger),
+             inspect.getsource(grant_access), inspect.getsource(PostgresBackend.ensure_tables)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def _install_owner_trigger(conn: psycopg.Connection, table: Table) -> None:
@@ -91,6 +146,9 @@ def _install_owner_trigger(conn: psycopg.Connection, table: Table) -> None:
     conn.execute(f"CREATE TRIGGER enforce_owner BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE "
                  f"ON {table.qualified_name} FOR EACH STATEMENT "
                  "EXECUTE FUNCTION meta.enforce_owner()")
+
+
+SCHEMA_FINGERPRINT = _fingerprint()
 
 
 def check_owner(conn: psycopg.Connection, table: Table, flow: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,6 +17,19 @@ RAW_RECORD = "raw.record"
 FORMATS = (".csv", ".parquet")
 TABLES: dict[str, Table] = {t.qualified_name: t
                             for t in REFINED_TABLES + DERIVED_TABLES}
+
+
+def require_administrator(name: str, project: Path, uid: int | None = None) -> None:
+    """raw.record holds names, addresses and identifiers: only the project's administrator
+    (the owner of the project folder, or root) may export it."""
+    if name != RAW_RECORD:
+        return
+    uid = os.geteuid() if uid is None else uid
+    owner = project.stat().st_uid if project.exists() else uid
+    if uid not in (0, owner):
+        raise PermissionError(f"{RAW_RECORD} holds patient names, addresses and identifiers: "
+                              f"only the project's administrator (the owner of {project}) may "
+                              "export it; analysts export refined.* and derived.* tables")
 
 
 def known_tables() -> list[str]:
@@ -40,6 +54,8 @@ def export_table(layers: Layers, name: str, out: Path, snapshot: int | None = No
                else _table_batches(layers, TABLES[name], snapshot))
     schema = RAW_SCHEMA if name == RAW_RECORD else TABLES[name].arrow_schema
     rows = 0
+    if name == RAW_RECORD:  # identifiers: the copy is as private as the raw layer
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
     writer = (pq.ParquetWriter(partial, schema, compression="zstd") if out.suffix == ".parquet"
               else pacsv.CSVWriter(partial, schema))
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from vitalflow.locks import file_lock, owner_only, write_private
 from vitalflow.services import ServiceError, port_is_free
 
 DEFAULT_BUCKET = "vitalflow"
@@ -146,11 +147,16 @@ class SeaweedFS:
     def up(self, timeout: float = 60) -> str:
         """Start the server (generating keys on first use), wait until the bucket answers, and
         return the S3 endpoint URL."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        owner_only(self.root)
+        # Two processes starting it at once would pick the same ports and one would fail.
+        with file_lock(self.root / "s3.lock", "starting the embedded object store"):
+            return self._up(timeout)
+
+    def _up(self, timeout: float) -> str:
         access_key, secret_key = _credentials(self.root)
         if self.pid() is None:
             self._choose_ports()
-            self.data_dir.mkdir(exist_ok=True)
+            owner_only(self.data_dir)
             ports = self.ports()
             options = {**{name: ports[name] for name in _PORT_NAMES},
                        "s3.port": ports["s3.port"], "admin.port": ports["admin.port"],
@@ -163,11 +169,12 @@ class SeaweedFS:
                        *(f"-{name}={value}" for name, value in options.items())]
             # Keys in the environment would become extra identities of the server.
             env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
-            with self.logfile.open("ab") as log:
+            fd = os.open(self.logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "ab") as log:
                 process = subprocess.Popen(command, cwd=self.root, env=env, stdout=log,
                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                            start_new_session=True)
-            self.pidfile.write_text(str(process.pid))
+            write_private(self.pidfile, str(process.pid))
             self._wait_ready(process, access_key, secret_key, timeout)
         else:
             self._ensure_bucket(self._filesystem(access_key, secret_key))
@@ -221,7 +228,7 @@ class SeaweedFS:
                         admin + _ADMIN_GRPC_OFFSET):
                     chosen["admin.port"] = admin
                     break
-        self.portfile.write_text(json.dumps(chosen))
+        write_private(self.portfile, json.dumps(chosen))
 
     def _filesystem(self, access_key: str, secret_key: str) -> pafs.S3FileSystem:
         return pafs.S3FileSystem(access_key=access_key, secret_key=secret_key,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vitalflow.audit.runs import RunAudit
 from vitalflow.config import Settings
-from vitalflow.control import target_of
+from vitalflow.control import claim_run, target_of
 from vitalflow.database import ensure_layers
 from vitalflow.derive.run import derive_age_band_summary, derive_patient_bmi
 from vitalflow.derive.sql import DeriveResult
@@ -100,6 +100,8 @@ class PipelineRun:
     def __enter__(self) -> PipelineRun:
         if self.layers is None:
             self.layers = open_layers(self.settings, self.profile)
+        # Held while the run lives, so a killed run's row can be marked 'abandoned'.
+        self._claim = claim_run(self.layers.control, self.run_id)
         self._record("running")
         return self
 
@@ -109,6 +111,7 @@ class PipelineRun:
             self._push_metrics(exc_type)
             self.audit.finished(self, exc)
         finally:
+            self._claim.close()
             if self._owns_layers:
                 self.layers.close()
 

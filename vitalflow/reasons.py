@@ -20,9 +20,13 @@ class Quarantine(StrEnum):
     OUT_OF_RANGE = "out_of_range"  # physiologically impossible after conversion
     MISSING_EFFECTIVE = "missing_effective"
     INVALID_DATE = "invalid_date"
+    IMPLAUSIBLE_DATE = "implausible_date"  # effective time after now + refine.future_tolerance_hours
     INVALID_STATUS = "invalid_status"
     INVALID_GENDER = "invalid_gender"
     RECORD_TOO_LARGE = "record_too_large"
+    TOO_DEEPLY_NESTED = "too_deeply_nested"  # arrays/objects deeper than standardise.MAX_NESTING
+    TRUNCATED_FILE = "truncated_file"  # the unreadable rest of a damaged file (one record)
+    UNPROCESSABLE_RECORD = "unprocessable_record"  # a rule failed unexpectedly; detail: error type
     SCHEMA_VIOLATION = "schema_violation"  # caught by the pandera contract
     TERMINOLOGY_REJECTED = "terminology_rejected"  # the terminology server said no; detail why
 

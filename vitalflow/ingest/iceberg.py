@@ -98,7 +98,7 @@ class IcebergRawStore:
                       datetime.now(UTC).isoformat(), who(), __version__)
         self.backend.upsert(BATCH, pa.Table.from_pylist(
             [asdict(batch) | {"ingested_at": datetime.fromisoformat(batch.ingested_at)}]))
-        return IngestResult(batch, True)
+        return IngestResult(batch, True, reader.damage)
 
     def read(self, batch_id: str, batch_rows: int = 100_000,
              snapshot: int | None = None) -> Iterator[pa.RecordBatch]:

@@ -36,6 +36,10 @@ RAW_SCHEMA = pa.schema([
     pa.field("raw_bytes", pa.large_binary()),  # only for records that are not valid UTF-8
 ])
 
+# raw_bytes of the record standing for the unreadable rest of a damaged file (raw_json null):
+# refine quarantines it as truncated_file. NUL never starts a line of a text file.
+TRUNCATED_MARKER = b"\x00vitalflow:truncated-file\x00"
+
 
 class IngestError(RuntimeError):
     """An input could not be read at all (missing, unreadable, corrupt compression)."""
@@ -62,6 +66,7 @@ class Batch:
 class IngestResult:
     batch: Batch
     new: bool  # False when the same content had been ingested before
+    truncated: str | None = None  # why the end of the file could not be read, if it could not
 
 
 

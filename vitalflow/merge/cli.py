@@ -54,6 +54,11 @@ def _run(action):
     try:
         with _connect(settings) as conn:
             return action(conn, merge)
+    except psycopg.errors.UndefinedTable:
+        errors.print("[bold red]error:[/] record merging has not run on this project yet, so "
+                     "there are no persons or pairs: enable it (merge.enabled = true, or "
+                     "VITALFLOW__MERGE__ENABLED=true) and run `vitalflow run`")
+        raise typer.Exit(code=1) from None
     except (ValueError, psycopg.OperationalError, psycopg.errors.InsufficientPrivilege,
             AuditUnavailable) as exc:
         errors.print(f"[bold red]error:[/] {type(exc).__name__}: "

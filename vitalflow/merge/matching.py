@@ -37,7 +37,7 @@ def score(identities: pa.Table, settings: MergeSettings) -> pa.Table:
                     identities.column("source_id").to_pylist(), strict=True))
     pairs = dict(_identifier_pairs(identities, keys))
     if identities.num_rows >= MIN_RECORDS_FOR_SPLINK:
-        for pair, scored in _splink_pairs(identities, keys, settings).items():
+        for pair, scored in _probabilistic_pairs(identities, keys, settings).items():
             pairs.setdefault(pair, scored)
     rows = sorted(pairs.items())
     return pa.Table.from_pylist(
@@ -45,6 +45,20 @@ def score(identities: pa.Table, settings: MergeSettings) -> pa.Table:
           "source_id_r": right[1], "match_probability": probability, "match_weight": weight,
           "rule": rule} for (left, right), (probability, weight, rule) in rows],
         schema=PAIR_SCHEMA)
+
+
+def _probabilistic_pairs(identities: pa.Table, keys: list[tuple],
+                         settings: MergeSettings) -> dict:
+    """Splink's pairs; when training fails on the input (too few or too uniform records:
+    "no record pairs", "math domain error"), none: the identifier rule alone links records
+    this run, and a run never fails for it."""
+    try:
+        return _splink_pairs(identities, keys, settings)
+    except Exception as exc:  # noqa: BLE001 - any Splink failure: fall back, never fail the run
+        logger.warning("merge: probabilistic matching could not be trained on these %d records "
+                       "(%s); this run links records by shared identifiers only",
+                       identities.num_rows, type(exc).__name__)
+        return {}
 
 
 def _ordered(a: tuple, b: tuple) -> tuple[tuple, tuple]:

@@ -26,7 +26,7 @@ _ANALYST_GRANTS = ("GRANT USAGE ON SCHEMA {s} TO {r}",
                    "GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {r}",
                    "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {r}")
 
-_DDL = """
+IDENTITY_DDL = """
 CREATE SCHEMA IF NOT EXISTS identity;
 REVOKE ALL ON SCHEMA identity FROM PUBLIC;
 CREATE TABLE IF NOT EXISTS identity.pseudonym_key (
@@ -99,7 +99,7 @@ def ensure_identity_schema(conn: psycopg.Connection) -> None:
 
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('vitalflow.identity.ddl'))")
     ensure_audit_schema(conn)  # identity.reidentify writes its event there
-    conn.execute(_DDL)
+    conn.execute(IDENTITY_DDL)
     for table in IDENTITY_TABLES:  # descriptions live with every other table's
         conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
             sql.Identifier(table.layer, table.name), sql.Literal(table.comment)))
@@ -108,18 +108,27 @@ def ensure_identity_schema(conn: psycopg.Connection) -> None:
 def ensure_roles(conn: psycopg.Connection, passwords: Mapping[str, str] | None = None,
                  roles: Iterable[str] = ROLES) -> None:
     """Create the cluster-wide roles if missing: NOLOGIN groups to grant to people, or LOGIN
-    roles for those given a password. Safe to run concurrently from several sessions."""
+    roles for those given a password. Safe to run concurrently from several sessions.
+
+    Passwords go to the server as SCRAM verifiers only, and CREATE ROLE is sent only for roles
+    not there yet: a failing statement is written to the server log, secret and all."""
+    from vitalflow.pg_passwords import scram_verifier
+
     passwords = passwords or {}
     for role in roles:
-        login = (sql.SQL("LOGIN PASSWORD {}").format(sql.Literal(passwords[role]))
+        login = (sql.SQL("LOGIN PASSWORD {}").format(sql.Literal(scram_verifier(passwords[role])))
                  if role in passwords else sql.SQL("NOLOGIN"))
-        try:
-            with conn.transaction():
-                conn.execute(sql.SQL("CREATE ROLE {} {}").format(sql.Identifier(role), login))
-        # Two sessions creating the same role: the loser sees either error.
-        except (errors.DuplicateObject, errors.UniqueViolation):
-            if role in passwords:
-                conn.execute(sql.SQL("ALTER ROLE {} {}").format(sql.Identifier(role), login))
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        if not exists:
+            try:
+                with conn.transaction():
+                    conn.execute(sql.SQL("CREATE ROLE {} {}").format(sql.Identifier(role), login))
+                continue
+            # Two sessions creating the same role: the loser sees either error.
+            except (errors.DuplicateObject, errors.UniqueViolation):
+                pass
+        if role in passwords:
+            conn.execute(sql.SQL("ALTER ROLE {} {}").format(sql.Identifier(role), login))
 
 
 def grant_access(conn: psycopg.Connection, readable: Iterable[str] = ANALYST_SCHEMAS) -> list[str]:

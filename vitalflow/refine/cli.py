@@ -31,7 +31,7 @@ def filter_command(
 ) -> None:
     """Show the effect of the whitelist on an input without writing anything."""
     from vitalflow.refine.dry_run import dry_run as run_dry
-    from vitalflow.refine.standardise import Standardiser
+    from vitalflow.refine.standardise import Standardiser, standardiser_options
     from vitalflow.refine.whitelist import WhitelistError, load_whitelist
 
     if not dry_run:
@@ -39,9 +39,7 @@ def filter_command(
     settings = load_settings()
     try:
         whitelist = load_whitelist(rules or settings.filter.path)
-        standardiser = Standardiser(settings.refine.observation_codes,
-                                    settings.refine.excluded_statuses,
-                                    settings.ingest.max_record_bytes)
+        standardiser = Standardiser(*standardiser_options(settings))
         report = run_dry(input, whitelist, standardiser, settings.ingest.batch_rows,
                          settings.privacy.source_system)
     except (WhitelistError, IngestError, ValueError) as exc:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 
 from vitalflow.catalog import LOINC, Measure
-from vitalflow.refine.rules import (OBSERVATION_STATUSES, Rejected, canonical_value, meta_values,
-                                  parse_datetime, patient_key_of, patient_row)
+from vitalflow.refine.rules import (OBSERVATION_STATUSES, canonical_value, check_not_future,
+                                          latest_effective, meta_values, parse_datetime, patient_key_of,
+                                          patient_row)
 
 
 class _Coding(msgspec.Struct):
@@ -62,9 +65,11 @@ class FastPath:
     checks, which also produce the quarantine or filter reason.
     """
 
-    def __init__(self, scope: dict[str, Measure], excluded_statuses: frozenset[str]) -> None:
+    def __init__(self, scope: dict[str, Measure], excluded_statuses: frozenset[str],
+                 latest: datetime | None = None) -> None:
         self.scope = scope
         self.statuses = OBSERVATION_STATUSES - excluded_statuses
+        self.latest = latest or latest_effective()  # later effective times are implausible
 
     def decode(self, text: bytes) -> tuple[str, tuple] | None:
         try:
@@ -72,7 +77,8 @@ class FastPath:
             if type(resource) is _Observation:
                 return self._observation(resource)
             return self._patient(resource)
-        except (msgspec.DecodeError, Rejected):
+        # Anything unusual, expected or not, goes to the full checks, which name the reason.
+        except Exception:  # noqa: BLE001
             return None
 
     def _observation(self, obs: _Observation) -> tuple[str, tuple] | None:
@@ -92,7 +98,9 @@ class FastPath:
         return "Observation", (obs.id, patient_key_of(obs.subject.reference), measure.name,
                                LOINC, code, canonical, measure.unit, obs.valueQuantity.value,
                                source_unit,
-                               parse_datetime(obs.effectiveDateTime, "effectiveDateTime"),
+                               check_not_future(parse_datetime(obs.effectiveDateTime,
+                                                               "effectiveDateTime"),
+                                                self.latest),
                                obs.status, version, updated)
 
     def _patient(self, patient: _Patient) -> tuple[str, tuple]:

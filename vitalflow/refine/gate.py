@@ -14,7 +14,7 @@ from vitalflow.privacy.identity import record_identities, register_key
 from vitalflow.privacy.keys import load_key
 from vitalflow.privacy.pseudonym import IDENTITY_SCHEMA, Pseudonymiser
 from vitalflow.ingest import Batch
-from vitalflow.refine.standardise import StandardisedBatch, Standardiser
+from vitalflow.refine.standardise import StandardisedBatch, Standardiser, standardiser_options
 from vitalflow.refine.terminology_step import TerminologyStage, with_added
 from vitalflow.tables import OBSERVATION, PATIENT
 from vitalflow.refine.whitelist import Context, load_whitelist
@@ -41,9 +41,7 @@ class RefineGate:
         settings = self.settings
         if settings.terminology.enabled:
             self.terminology = TerminologyStage(settings.terminology, self.control_url,
-                                                Standardiser(settings.refine.observation_codes,
-                                                             settings.refine.excluded_statuses,
-                                                             settings.ingest.max_record_bytes))
+                                                Standardiser(*standardiser_options(settings)))
         if settings.merge.enabled:
             self.person_of = link_persons(control, settings, raw, list(pending))
         if settings.filter.enabled:

@@ -66,18 +66,21 @@ class Merge:
     def run(self, result: RefineResult) -> None:
         patients = self._latest(self.staged.table("patients", _stage_schema(PATIENT)),
                                 "patient_key")
-        written_patients = self._write_newer(PATIENT, patients)
+        written_patients = self._write_newer(PATIENT, patients).num_rows
         observations = self._latest(
             self.staged.table("observations", _stage_schema(OBSERVATION)), "observation_id")
         known = self._known_patients(observations, patients)
         is_known = pc.is_in(observations.column("patient_key"), known)
         written_observations = self._write_newer(OBSERVATION, observations.filter(is_known),
-                                                 track_moves=True)
+                                                 track_moves=True).num_rows
         orphans = observations.filter(pc.invert(is_known))
-        parked = self._write_newer(OBSERVATION_PENDING, orphans)
+        # Only the orphans written are quarantined: an exact copy of one parked earlier is a
+        # duplicate, and its quarantine row would outlive the promotion.
+        parked_rows = self._write_newer(OBSERVATION_PENDING, orphans)
+        parked = parked_rows.num_rows
         quarantine = pa.concat_tables([
             self.staged.table("quarantine", _stage_schema(QUARANTINE)),
-            _orphan_quarantine(orphans)], promote_options="permissive")
+            _orphan_quarantine(parked_rows)], promote_options="permissive")
         promoted = self._promote()
         quarantine = quarantine.filter(pc.invert(pc.is_in(
             quarantine.column("raw_record_id"), promoted.column("raw_record_id"))))
@@ -102,10 +105,12 @@ class Merge:
             f"SELECT * FROM rows QUALIFY row_number() OVER "
             f"(PARTITION BY {key} ORDER BY {rank(order=' DESC')}) = 1").arrow().read_all()
 
-    def _write_newer(self, table: Table, rows: pa.Table, track_moves: bool = False) -> int:
-        """Upsert the rows that are strictly newer than the stored version of their key."""
+    def _write_newer(self, table: Table, rows: pa.Table, track_moves: bool = False
+                     ) -> pa.Table:
+        """Write the rows that are strictly newer than the stored version of their key;
+        returns them."""
         if not rows.num_rows:
-            return 0
+            return rows
         key = table.primary_key[0]
         stored = self.refined.read(table, list(dict.fromkeys([key, "patient_key", *_RANK_COLUMNS])),
                                    where=[(key, "in", rows.column(key))])
@@ -123,14 +128,13 @@ class Merge:
             rows = winners.drop_columns(["stored_patient"])
         rows = self._stamped(rows)
         # Keys not stored yet are appended (a bulk load on every engine); the rest replace.
-        fresh = pc.is_in(rows.column(key), stored.column(key).combine_chunks(),
-                         skip_nulls=True) if stored.num_rows else None
-        if fresh is None:
+        if not stored.num_rows:
             self.refined.append(table, rows)
-        else:
-            self.refined.append(table, rows.filter(pc.invert(fresh)))
-            self.refined.upsert(table, rows.filter(fresh))
-        return rows.num_rows
+            return rows
+        known = pc.is_in(rows.column(key), stored.column(key).combine_chunks())
+        self.refined.append(table, rows.filter(pc.invert(known)))
+        self.refined.upsert(table, rows.filter(known))
+        return rows
 
     def _stamped(self, rows: pa.Table) -> pa.Table:
         return rows.append_column("change_seq", pa.array([self.seq] * rows.num_rows, pa.int64())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from vitalflow.catalog import LOINC, UCUM, Measure, is_valid_loinc
 from vitalflow.reasons import Filtered, Quarantine
@@ -12,6 +12,9 @@ from vitalflow.reasons import Filtered, Quarantine
 OBSERVATION_STATUSES = frozenset({"registered", "preliminary", "final", "amended", "corrected",
                                   "cancelled", "entered-in-error", "unknown"})
 GENDERS = frozenset({"male", "female", "other", "unknown"})
+# How far past the current time an effective time may lie (clock skew between systems);
+# refine.future_tolerance_hours overrides it.
+DEFAULT_FUTURE_TOLERANCE = timedelta(hours=24)
 # versionId goes into a bigint column: anything but 1 to 18 ASCII digits gives no version.
 _VERSION_ID = re.compile(r"[0-9]{1,18}")
 
@@ -38,6 +41,20 @@ def parse_datetime(value: object, what: str) -> datetime:
     except (ValueError, OverflowError):  # OverflowError: the UTC time is outside years 1..9999
         raise Rejected(Quarantine.INVALID_DATE,
                        f"{what} is not a full ISO 8601 date or date-time") from None
+
+
+def latest_effective(tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE) -> datetime:
+    """The latest plausible effective time: now plus the tolerance."""
+    return datetime.now(UTC) + tolerance
+
+
+def check_not_future(effective: datetime, latest: datetime) -> datetime:
+    """A measurement cannot have been taken in the future (9999-12-31 would become the
+    patient's latest weight for ever)."""
+    if effective > latest:
+        raise Rejected(Quarantine.IMPLAUSIBLE_DATE,
+                       "effective time is later than now + refine.future_tolerance_hours")
+    return effective
 
 
 def parse_date(value: object, what: str) -> date:
@@ -150,8 +167,10 @@ def _effective(resource: dict) -> datetime:
 
 def standardise_observation(resource: dict, scope: dict[str, Measure],
                             excluded_statuses: frozenset[str],
-                            translations: dict[tuple[str, str], str] | None = None) -> tuple:
-    """A row in OBSERVATION_STAGE order, without the lineage columns."""
+                            translations: dict[tuple[str, str], str] | None = None,
+                            latest: datetime | None = None) -> tuple:
+    """A row in OBSERVATION_STAGE order, without the lineage columns; effective times after
+    latest (default: latest_effective()) are implausible."""
     observation_id = _resource_id(resource)
     status = resource.get("status")
     if not isinstance(status, str) or status not in OBSERVATION_STATUSES:
@@ -160,7 +179,7 @@ def standardise_observation(resource: dict, scope: dict[str, Measure],
     if status in excluded_statuses:
         raise Rejected(Filtered.STATUS_EXCLUDED, f"status {status}")
     patient_key = reference_id(resource.get("subject"))
-    effective_at = _effective(resource)
+    effective_at = check_not_future(_effective(resource), latest or latest_effective())
     quantity = resource.get("valueQuantity")
     if not isinstance(quantity, dict):
         quantity = {}

@@ -20,7 +20,7 @@ from vitalflow.ingest import Batch
 from vitalflow.progress import Reporter, SilentReporter
 from vitalflow.refine.gate import RefineGate
 from vitalflow.refine.merge import Merge, Staged
-from vitalflow.refine.standardise import StandardisedBatch, Standardiser
+from vitalflow.refine.standardise import StandardisedBatch, Standardiser, standardiser_options
 
 if TYPE_CHECKING:
     from vitalflow.storage import Layers
@@ -145,9 +145,9 @@ class Work:
 _worker: Standardiser | None = None
 
 
-def _start_worker(codes: list[str], statuses: list[str], max_bytes: int) -> None:
+def _start_worker(*options) -> None:
     global _worker
-    _worker = Standardiser(codes, statuses, max_bytes)
+    _worker = Standardiser(*options)
 
 
 def _run_worker(records: pa.RecordBatch, hint: str | None) -> StandardisedBatch:
@@ -158,8 +158,7 @@ def standardised(chunks: Iterator[tuple[pa.RecordBatch, str | None]], settings: 
                  parallel: bool) -> Iterator[tuple[StandardisedBatch, pa.RecordBatch]]:
     """Standardised chunks, with their raw records, in input order, inline or from two worker
     processes."""
-    options = (settings.refine.observation_codes, settings.refine.excluded_statuses,
-               settings.ingest.max_record_bytes)
+    options = standardiser_options(settings)
     if not parallel:
         standardiser = Standardiser(*options)
         for records, hint in chunks:

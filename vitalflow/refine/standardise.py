@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import orjson
 import pyarrow as pa
 
 from vitalflow.catalog import MEASURES
 from vitalflow.refine.fastpath import FastPath
-from vitalflow.refine.rules import (Rejected, reference_id, standardise_observation,
-                                  standardise_patient)
+from vitalflow.refine.rules import (DEFAULT_FUTURE_TOLERANCE, Rejected, latest_effective,
+                                  reference_id, standardise_observation, standardise_patient)
+from vitalflow.ingest.store import TRUNCATED_MARKER
 from vitalflow.reasons import Filtered, Quarantine
 from vitalflow.tables import OBSERVATION, PATIENT, QUARANTINE
 from vitalflow.refine.validation import observation_schema, split_valid
@@ -27,6 +30,13 @@ PATIENT_STAGE = [c for c in PATIENT.columns if c.name not in _DB_COLUMNS | {"per
 OBSERVATION_STAGE = [c for c in OBSERVATION.columns if c.name not in _DB_COLUMNS | {
     "code_system_version", "mapping_equivalence", "source_coding"}]
 QUARANTINE_STAGE = [c for c in QUARANTINE.columns if c.name != "quarantined_at"]
+
+# Deepest nesting of arrays and objects a record may have (the resource itself is level 1);
+# FHIR's deepest real shapes (extensions of extensions) stay far below it, and the decoders
+# recurse per level, so a hostile record must be caught before either sees it.
+MAX_NESTING = 64
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
 
 
 @dataclass
@@ -42,11 +52,19 @@ class StandardisedBatch:
     parked: list[str] = field(default_factory=list)
 
 
+def standardiser_options(settings) -> tuple:
+    """Standardiser's arguments from the settings (a tuple, so worker processes get them)."""
+    return (settings.refine.observation_codes, settings.refine.excluded_statuses,
+            settings.ingest.max_record_bytes,
+            timedelta(hours=settings.refine.future_tolerance_hours))
+
+
 class Standardiser:
     """Standardises raw record batches; one instance per refine run."""
 
     def __init__(self, observation_codes: list[str], excluded_statuses: list[str],
-                 max_record_bytes: int) -> None:
+                 max_record_bytes: int,
+                 future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE) -> None:
         unknown = [c for c in observation_codes if c not in MEASURES]
         if unknown:
             raise ValueError(f"refine.observation_codes {unknown} have no measure definition; "
@@ -55,7 +73,9 @@ class Standardiser:
         self.excluded = frozenset(excluded_statuses)
         self.max_record_bytes = max_record_bytes
         self.contract = observation_schema(OBSERVATION_STAGE)
-        self.fast = FastPath(self.scope, self.excluded)
+        # One instant per run, so both decoders judge every record against the same time.
+        self.latest = latest_effective(future_tolerance)
+        self.fast = FastPath(self.scope, self.excluded, self.latest)
         self.translations: dict[tuple[str, str], str] = {}
 
     def translating(self, translations: dict[tuple[str, str], str]) -> Standardiser:
@@ -85,9 +105,12 @@ class Standardiser:
         batch_ids = raw.column("batch_id").to_pylist()
         # As bytes: no UTF-8 decode into str objects; both decoders and the hash take bytes.
         texts = raw.column("raw_json").cast(pa.large_binary()).to_pylist()
+        blobs = raw.column("raw_bytes")
         decode = self.fast.decode
-        for raw_id, batch_id, text in zip(ids, batch_ids, texts, strict=True):
-            if text is not None and len(text) <= self.max_record_bytes:
+        for index, (raw_id, batch_id, text) in enumerate(zip(ids, batch_ids, texts,
+                                                              strict=True)):
+            if (text is not None and len(text) <= self.max_record_bytes
+                    and not _too_deep(text)):
                 decoded = decode(text)
                 if decoded is not None:
                     kind, row = decoded
@@ -97,13 +120,13 @@ class Standardiser:
                     continue
             resource_type, resource_id = type_hint or "unknown", None
             try:
-                resource = self._parse(text)
+                resource = self._parse(text, blobs[index].as_py() if text is None else None)
                 resource_type = resource["resourceType"]
                 if resource_type == "Observation":
                     rid = resource.get("id")
                     resource_id = rid if isinstance(rid, str) else None
                     row = standardise_observation(resource, self.scope, self.excluded,
-                                                  self.translations)
+                                                  self.translations, self.latest)
                     observations.append(_with_lineage(row, raw_id, text))
                 elif resource_type == "Patient":
                     patients.append(_with_lineage(standardise_patient(resource), raw_id, text))
@@ -117,6 +140,14 @@ class Standardiser:
                                         "resource_type": resource_type,
                                         "resource_id": resource_id, "reason": str(rejected.reason),
                                         "detail": rejected.detail})
+            # Whatever a rule did not foresee costs this record, never the run (the batch stays
+            # in raw, so a raised error would fail every later run too). The message may quote
+            # the record: only the error's type is kept.
+            except Exception as exc:  # noqa: BLE001
+                quarantined.append({"raw_record_id": raw_id, "batch_id": batch_id,
+                                    "resource_type": resource_type, "resource_id": resource_id,
+                                    "reason": str(Quarantine.UNPROCESSABLE_RECORD),
+                                    "detail": f"{type(exc).__name__} while standardising"})
             read[resource_type] += 1
         valid, failures = split_valid(_table(OBSERVATION_STAGE, observations), self.contract)
         for index, reason, detail in failures:
@@ -128,12 +159,18 @@ class Standardiser:
                                  pa.Table.from_pylist(quarantined, schema=_QUARANTINE_SCHEMA),
                                  read, filtered)
 
-    def _parse(self, text: bytes | None) -> dict:
+    def _parse(self, text: bytes | None, blob: bytes | None = None) -> dict:
+        if text is None and blob and blob.startswith(TRUNCATED_MARKER):
+            raise Rejected(Quarantine.TRUNCATED_FILE, "the rest of the input file could not be "
+                           "read: " + blob[len(TRUNCATED_MARKER):].decode(errors="replace"))
         if text is None:
             raise Rejected(Quarantine.MALFORMED_JSON, "record is not valid UTF-8 text")
         if len(text) > self.max_record_bytes:
             raise Rejected(Quarantine.RECORD_TOO_LARGE,
                            f"record of {len(text)} bytes exceeds ingest.max_record_bytes")
+        if _too_deep(text):
+            raise Rejected(Quarantine.TOO_DEEPLY_NESTED,
+                           f"arrays and objects nest deeper than {MAX_NESTING} levels")
         try:
             resource = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
@@ -141,6 +178,19 @@ class Standardiser:
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise Rejected(Quarantine.NOT_A_RESOURCE, "JSON is not an object with a resourceType")
         return resource
+
+
+def _too_deep(text: bytes) -> bool:
+    """Nesting deeper than MAX_NESTING? Counting brackets (in C) settles nearly every record;
+    only one with more brackets than the limit is scanned, strings removed first."""
+    if text.count(b"[") + text.count(b"{") <= MAX_NESTING:
+        return False
+    depth = 0
+    for bracket in _BRACKET.findall(_STRING.sub(b"", text)):
+        depth += 1 if bracket in b"[{" else -1
+        if depth > MAX_NESTING:
+            return True
+    return False
 
 
 def _with_lineage(row: tuple, raw_record_id: str, text: bytes) -> tuple:

@@ -1,0 +1,31 @@
+"""Issue 12, defect 5: an orphan observation seen in several runs leaves no stale quarantine."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fhir_factory import observation, patient, write_ndjson
+from vitalflow import pipeline
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.mark.parametrize("profile", ["postgres", "clickhouse"])  # SQL and portable refine
+def test_an_exact_duplicate_orphan_from_two_runs_is_promoted_without_a_stale_row(settings,
+                                                                                 tmp_path, profile):
+    orphan = observation("w1", "late", "weight", 80, "2022-02-01T09:00:00Z")
+    write_ndjson(tmp_path / "one" / "Observation.ndjson", [orphan])
+    write_ndjson(tmp_path / "two" / "Observation.ndjson",  # another file, the same record
+                 [orphan, observation("w2", "late", "weight", 81, "2022-03-01T09:00:00Z")])
+    write_ndjson(tmp_path / "three" / "Patient.ndjson", [patient("late")])
+
+    counted = 0
+    for folder in ("one", "two", "three"):
+        summary = pipeline.run(settings, tmp_path / folder, profile=profile)
+        counted += summary["counts"].get("Observation", {}).get("quarantined", 0)
+        counted -= summary["promoted_orphans"]
+
+    quarantined = summary["tables"]["refined.quarantine"]
+    refined = summary["tables"]["refined.observation"]
+    assert (quarantined, refined) == (0, 2)
+    assert counted == quarantined

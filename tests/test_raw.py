@@ -341,7 +341,7 @@ def _flip_middle(data: bytes) -> bytes:
 ], ids=["bad-crc", "truncated"])
 def test_damaged_gzip_keeps_its_readable_lines_and_one_truncated_record(tmp_path, damage):
     # issue 12: lines before the damage are salvaged; the rest is one record (truncated_file)
-    result = RawStore(tmp_path / "raw").ingest(
+    result = ParquetRawStore(tmp_path / "raw").ingest(
         _write(tmp_path / "Patient.000.ndjson.gz", damage(_gzip_lines(2000))))
 
     assert result.truncated and result.batch.records <= 2001

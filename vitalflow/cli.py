@@ -305,7 +305,7 @@ def export(
 ) -> None:
     """Write one table, from whichever backend holds it, to CSV or Parquet."""
     from vitalflow.audit.trail import AuditTrail
-    from vitalflow.export import export_table, require_administrator
+    from vitalflow.export import RAW_RECORD, export_table, require_administrator
     from vitalflow.storage import describe, open_layers
 
     settings = load_settings()

@@ -60,9 +60,17 @@ DESCRIPTIONS: dict[str, str] = {
     Quarantine.MISSING_EFFECTIVE: "No effectiveDateTime, effectiveInstant or "
     "effectivePeriod.start.",
     Quarantine.INVALID_DATE: "A date or time that cannot be read, or a birth date in the future.",
+    Quarantine.IMPLAUSIBLE_DATE: "The effective time is later than now plus "
+    "refine.future_tolerance_hours: a measurement cannot come from the future.",
     Quarantine.INVALID_STATUS: "Observation.status is not an observation-status code.",
     Quarantine.INVALID_GENDER: "Patient.gender is not an administrative-gender code.",
     Quarantine.RECORD_TOO_LARGE: "The record is larger than the pipeline accepts.",
+    Quarantine.TOO_DEEPLY_NESTED: "Arrays or objects nested deeper than the limit "
+    "(standardise.MAX_NESTING): quarantined before any decoder reads it.",
+    Quarantine.TRUNCATED_FILE: "The unreadable rest of a damaged or truncated file, as one "
+    "record; the readable lines before it were kept.",
+    Quarantine.UNPROCESSABLE_RECORD: "A rule failed unexpectedly on this record; the detail "
+    "names the error type only. Please report it.",
     Quarantine.SCHEMA_VIOLATION: "The standardised row broke the pandera contract built from "
     "vitalflow/tables.py (types, canonical units, ranges).",
     Quarantine.TERMINOLOGY_REJECTED: "The terminology server rejected the code or unit; the "

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conformance.profiles import profile_settings
 from tests.fhir_factory import observation, patient, write_ndjson
 from vitalflow import pipeline
 
 pytestmark = pytest.mark.postgres
 
 
-@pytest.mark.parametrize("profile", ["postgres", "clickhouse"])  # SQL and portable refine
-def test_an_exact_duplicate_orphan_from_two_runs_is_promoted_without_a_stale_row(settings,
-                                                                                 tmp_path, profile):
+@pytest.mark.parametrize("profile", ["postgres", "clickhouse"])
+def test_an_exact_duplicate_orphan_from_two_runs_is_promoted_without_a_stale_row(
+        request, database_url, tmp_path, profile):
     orphan = observation("w1", "late", "weight", 80, "2022-02-01T09:00:00Z")
     write_ndjson(tmp_path / "one" / "Observation.ndjson", [orphan])
     write_ndjson(tmp_path / "two" / "Observation.ndjson",  # another file, the same record
                  [orphan, observation("w2", "late", "weight", 81, "2022-03-01T09:00:00Z")])
     write_ndjson(tmp_path / "three" / "Patient.ndjson", [patient("late")])
 
+    # The conformance suite's profiles: chdb opens one data path per process.
+    settings = profile_settings(profile, tmp_path / profile, database_url, request)
     counted = 0
     for folder in ("one", "two", "three"):
-        summary = pipeline.run(settings, tmp_path / folder, profile=profile)
+        summary = pipeline.run(settings, tmp_path / folder)
         counted += summary["counts"].get("Observation", {}).get("quarantined", 0)
         counted -= summary["promoted_orphans"]
 

@@ -6,7 +6,7 @@ import stat
 
 import psycopg
 
-from vitalflow.privacy.identity import REIDENTIFIER
+from vitalflow.privacy.identity import REIDENTIFIER, ROLES
 from vitalflow.services import APP_ROLE, EmbeddedPostgres
 
 
@@ -20,7 +20,7 @@ def test_no_password_reaches_the_server_log(own_pg):
     own_pg.up()
 
     log = own_pg.logfile.read_text()
-    assert len(_passwords(own_pg)) == 4
+    assert len(_passwords(own_pg)) == len(ROLES) + 2  # the superuser, the owner, the roles
     for role, password in _passwords(own_pg).items():
         assert password not in log, f"password of {role} in {own_pg.logfile}"
     assert "PASSWORD '" not in log

@@ -149,18 +149,17 @@ class AuditTrail:
                       type(exc).__name__)
 
     def _append(self, conn: psycopg.Connection | None, event: dict) -> int:
-        if conn is not None:
-            return append(conn, event)
-        conn = self._connection()
+        target = conn if conn is not None else self._connection()
         try:
-            return append(conn, event)
+            with target.transaction():  # a savepoint inside the caller's transaction
+                return append(target, event)
         except (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName):
             # A database no run has prepared yet (e.g. `services up` on a new server).
             from vitalflow.audit.schema import ensure_audit_schema
 
-            with conn.transaction():
-                ensure_audit_schema(conn)
-            return append(conn, event)
+            with target.transaction():
+                ensure_audit_schema(target)
+                return append(target, event)
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:

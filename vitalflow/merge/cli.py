@@ -74,10 +74,12 @@ def _audit(conn, action: str, records: list[tuple[str, str]], result,
     from vitalflow.config import load_settings
 
     settings = load_settings()
+    pseudonymised = conn.execute("SELECT to_regclass('identity.patient_identity')"
+                                 ).fetchone()[0] is not None
     pseudonyms = [row[0] if row else "not yet pseudonymised" for row in (
         conn.execute("SELECT pseudonym FROM identity.patient_identity WHERE source_system = %s "
                      "AND source_id = %s", (settings.privacy.source_system, source_id)
-                     ).fetchone() for _, source_id in records)]
+                     ).fetchone() if pseudonymised else None for _, source_id in records)]
     AuditTrail(settings).record(action, conn=conn, target="identity.person_link", params={
         "records": pseudonyms, "person_id": person_id}, counts={
         "records": result.records, "persons": result.persons, "moved": len(result.moved)})

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from vitalflow.lineage.settings import LineageSettings
 from vitalflow.merge.settings import MergeSettings
 from vitalflow.monitoring.settings import AlertingSettings, MonitoringSettings
 from vitalflow.privacy.settings import PrivacySettings
@@ -173,6 +174,7 @@ class Settings(BaseSettings):
     terminology: TerminologySettings = TerminologySettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     alerting: AlertingSettings = AlertingSettings()
+    lineage: LineageSettings = LineageSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,

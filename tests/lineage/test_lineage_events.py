@@ -1,0 +1,91 @@
+"""OpenLineage events of real pipeline runs: every job, every state, valid against the spec."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+from vitalflow import pipeline
+from vitalflow.config import load_settings
+from vitalflow.lineage.recorder import lineage_folder
+from vitalflow.lineage.sink import EventSink, read_events
+
+pytestmark = pytest.mark.postgres
+
+
+def _settings(settings, **lineage):
+    return load_settings(paths={"home": settings.paths.home},
+                         database={"url": settings.database.url},
+                         lineage={"mode": "openlineage", **lineage})
+
+
+def test_run_emits_valid_events_for_every_job(settings, generated, openlineage_validator):
+    settings = _settings(settings)
+    summary = pipeline.run(settings, generated)
+    events_file = lineage_folder(settings) / "events.jsonl"
+    assert stat.S_IMODE(events_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(events_file.parent.stat().st_mode) == 0o700
+    events = read_events(events_file)
+    for event in events:
+        openlineage_validator(event)
+    states = [(e["job"]["name"], e["eventType"]) for e in events]
+    jobs = ["pipeline", "ingest", "refine", "derive_patient_bmi", "derive_age_band_summary"]
+    assert sorted(set(states)) == sorted((j, s) for j in jobs for s in ("START", "COMPLETE"))
+    assert summary["lineage"] == {"mode": "openlineage", "emitted": 10, "sent": 0, "pending": 0}
+
+    complete = {e["job"]["name"]: e for e in events if e["eventType"] == "COMPLETE"}
+    parent_run = complete["pipeline"]["run"]["runId"]
+    assert complete["refine"]["run"]["facets"]["parent"]["run"]["runId"] == parent_run
+    refine = complete["refine"]
+    outputs = {o["name"]: o for o in refine["outputs"]}
+    observation = outputs["refined.observation"]
+    assert observation["namespace"].startswith("postgresql://127.0.0.1:")
+    assert "passfile" not in json.dumps(events) and "@" not in observation["namespace"]
+    assert observation["outputFacets"]["outputStatistics"]["rowCount"] == \
+        summary["counts"]["Observation"]["refined"]
+    value_from = observation["facets"]["columnLineage"]["fields"]["value"]["inputFields"]
+    assert value_from[0]["name"].endswith("raw/record") and value_from[0]["field"] == "raw_json"
+    outcomes = refine["run"]["facets"]["vitalflow_outcomes"]["resources"]
+    assert outcomes == summary["counts"]
+    bmi = {o["name"]: o for o in complete["derive_patient_bmi"]["outputs"]}
+    lineage = bmi["derived.patient_bmi_latest"]["facets"]["columnLineage"]["fields"]
+    assert {f["name"] for f in lineage["height_cm"]["inputFields"]} == {"refined.observation"}
+    assert complete["ingest"]["job"]["facets"]["sourceCodeLocation"]["type"] == "git"
+
+
+def test_failed_stage_emits_fail_with_error_message(settings, openlineage_validator, tmp_path):
+    settings = _settings(settings)
+    with pytest.raises(RuntimeError), pipeline.PipelineRun(settings) as run:
+        with run.lineage.job("refine"):
+            raise RuntimeError("terminology server said no")
+    events = read_events(lineage_folder(settings) / "events.jsonl")
+    for event in events:
+        openlineage_validator(event)
+    failed = [e for e in events if e["eventType"] == "FAIL"]
+    assert [e["job"]["name"] for e in failed] == ["refine", "pipeline"]
+    assert "terminology server said no" in \
+        failed[0]["run"]["facets"]["errorMessage"]["message"]
+
+
+def test_file_mode_emits_nothing(settings, generated):
+    settings = load_settings(paths={"home": settings.paths.home},
+                             database={"url": settings.database.url}, lineage={"mode": "file"})
+    summary = pipeline.run(settings, generated)
+    assert summary["lineage"] == {"mode": "file"}
+    assert not (lineage_folder(settings) / "events.jsonl").exists()
+
+
+def test_unreachable_server_keeps_events_pending_then_flush(settings, generated):
+    """A closed port: the run succeeds, every event is pending; flush to the same dead URL
+    keeps them; nothing is lost."""
+    from vitalflow.services import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    settings = _settings(settings, transport="http", url=dead, timeout_seconds=1.0)
+    summary = pipeline.run(settings, generated)
+    assert summary["lineage"]["pending"] == summary["lineage"]["emitted"] == 10
+    sink = EventSink(settings.lineage, lineage_folder(settings), dead)
+    assert sink.flush() == (0, 10)
+    assert len(read_events(sink.pending_file)) == 10

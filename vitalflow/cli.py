@@ -15,6 +15,7 @@ from rich.table import Table
 from storage_backends.base import redact
 from vitalflow.config import load_settings
 from vitalflow.dictionary import cli as dictionary_cli
+from vitalflow.lineage import cli as lineage_cli
 from vitalflow.merge import cli as merge_cli
 from vitalflow.monitoring import cli as monitoring_cli
 from vitalflow.monitoring.stack import MonitoringStack
@@ -38,6 +39,7 @@ app.command("unmerge")(merge_cli.unmerge)
 app.add_typer(terminology_cli.app, name="terminology")
 app.add_typer(dictionary_cli.app, name="dictionary")
 monitoring_cli.register(app)  # `alerts` and `monitoring` command groups
+app.add_typer(lineage_cli.app, name="lineage")
 console = Console()
 errors = Console(stderr=True)
 PROFILE_HELP = ("Storage profile: postgres, lakehouse, clickhouse, mixed or one defined in "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -83,6 +84,7 @@ class _Tracer:
             "line": number if batch is None or batch.format == "ndjson" else None,
             "entry": number if batch is not None and batch.format != "ndjson" else None,
             "source_file": batch.source_uri if batch else None,
+            "source_path": _local_path(batch.source_uri) if batch else None,
             "file_sha256": batch.file_sha256 if batch else None,
             "ingested_at": batch.ingested_at if batch else None,
             "ingest_code_version": batch.vitalflow_version if batch else None,
@@ -113,7 +115,7 @@ def find_batch(layers: Layers, file_or_batch: str) -> Batch:
     if path.is_file():
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         for batch in batches:
-            if batch.file_sha256 == digest or batch.source_uri == str(path.resolve()):
+            if batch.file_sha256 == digest or batch.source_uri == path.resolve().as_uri():
                 return batch
     matches = [b for b in batches if Path(b.source_uri).name == path.name]
     if len(matches) == 1:
@@ -150,6 +152,11 @@ def impact(layers: Layers, file_or_batch: str) -> dict:
 
 def _from_batch(rows: pa.Table, prefix: str) -> pa.Table:
     return rows.filter(pc.starts_with(rows.column("raw_record_id"), prefix))
+
+
+def _local_path(uri: str) -> str | None:
+    parts = urlsplit(uri)
+    return unquote(parts.path) if parts.scheme == "file" else None
 
 
 def _jsonable(row: dict) -> dict:

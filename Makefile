@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,all,bench]'
 	bash infra/browser/install.sh
 	bash infra/monitoring/install.sh
+	bash infra/marquez/install.sh
 	@touch $(STAMP)
 
 ## Run the pipeline on INPUT (default: a generated sample) against the embedded PostgreSQL.

@@ -16,6 +16,7 @@ from storage_backends.base import redact
 from vitalflow.config import load_settings
 from vitalflow.dictionary import cli as dictionary_cli
 from vitalflow.lineage import cli as lineage_cli
+from vitalflow.lineage.marquez import Marquez
 from vitalflow.merge import cli as merge_cli
 from vitalflow.monitoring import cli as monitoring_cli
 from vitalflow.monitoring.stack import MonitoringStack
@@ -354,9 +355,11 @@ def _iceberg_raw(profile: str | None):
     return layers.raw
 
 
-SERVICES = ("postgres", "s3", "monitoring")
+SERVICES = ("postgres", "s3", "monitoring", "marquez")
+ON_REQUEST = ("marquez",)  # started only when named: a JVM and its own database
 ServiceNames = Annotated[list[str] | None, typer.Argument(
-    help=f"Which services: {', '.join(SERVICES)} (default: all).")]
+    help=f"Which services: {', '.join(SERVICES)} (default: all; `up` starts "
+    f"{', '.join(ON_REQUEST)} only when named).")]
 
 
 def _services(names: list[str] | None, settings) -> dict:
@@ -368,7 +371,8 @@ def _services(names: list[str] | None, settings) -> dict:
     chosen = names or list(SERVICES)
     made = {"postgres": lambda: storage.embedded_postgres(settings),
             "s3": lambda: storage.embedded_object_store(settings),
-            "monitoring": lambda: MonitoringStack(settings)}
+            "monitoring": lambda: MonitoringStack(settings),
+            "marquez": lambda: Marquez(settings)}
     return {name: made[name]() for name in chosen}
 
 
@@ -376,7 +380,8 @@ def _services(names: list[str] | None, settings) -> dict:
 def services_up(names: ServiceNames = None) -> None:
     """Start the embedded PostgreSQL and the S3 object store (SeaweedFS) and print their URLs."""
     settings = load_settings()
-    for name, service in _services(names, settings).items():
+    default = [name for name in SERVICES if name not in ON_REQUEST]
+    for name, service in _services(names or default, settings).items():
         if name == "postgres" and settings.database.url:
             console.print("postgres: database.url is set, so vitalflow starts none")
             continue
@@ -421,6 +426,9 @@ def services_status() -> None:
     for name, state in services["monitoring"].status().items():
         table.add_row(f"monitoring {name}", "[green]running[/]" if state["running"] else
                       "stopped", state["url"] or "")
+    marquez = services["marquez"].status()
+    table.add_row("marquez (OpenLineage)", "[green]running[/]" if marquez["running"] else
+                  "stopped", marquez["url"] or "")
     console.print(table)
 
 

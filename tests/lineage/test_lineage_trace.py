@@ -63,3 +63,31 @@ def test_trace_names_the_file_and_line_of_each_observation(file_mode, generated,
     missing = CliRunner().invoke(app, ["lineage", "trace", "derived.patient_bmi_latest",
                                        "--key", "p_nobody"])
     assert missing.exit_code == 1 and "no row" in missing.output
+
+
+def test_hybrid_keeps_who_wrote_what_and_trace_shows_it(settings, generated):
+    hybrid = load_settings(paths={"home": settings.paths.home},
+                           database={"url": settings.database.url}, lineage={"mode": "hybrid"})
+    summary = pipeline.run(hybrid, generated)
+    assert summary["lineage"]["emitted"] == 10 and "not_emitted" not in summary["lineage"]
+    layers = open_layers(hybrid)
+    try:
+        with layers.control.connect() as conn:
+            rows = conn.execute("SELECT job, table_name, batch_id, rows, code_version, "
+                                "pseudonym_key_id FROM meta.lineage WHERE run_id = %s",
+                                (summary["run_id"],)).fetchall()
+        read = {r[2]: r[3] for r in rows if r[1] == "raw.record"}
+        assert len(read) == 2 and sum(read.values()) == summary["ingest"]["records"]
+        written = {(r[0], r[1]): r[3] for r in rows if r[2] == ""}
+        assert written[("refine", "refined.observation")] == \
+            summary["counts"]["Observation"]["refined"]
+        assert ("derive_patient_bmi", "derived.patient_bmi_latest") in written
+        assert all(r[4] and r[5] for r in rows)  # code version and key id on every row
+        key = layers.derived.read(PATIENT_BMI_LATEST, ["patient_key"]).column(0)[0].as_py()
+        from vitalflow.lineage.trace import trace
+
+        step = trace(layers, "derived.patient_bmi_latest", key)["observations"][0]["raw"]
+        assert [h["job"] for h in step["history"]] == ["refine"]
+        assert step["history"][0]["run_id"] == summary["run_id"]
+    finally:
+        layers.close()

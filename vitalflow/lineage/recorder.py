@@ -35,6 +35,8 @@ class JobRun:
         self.rows: dict[str, int] = {}  # qualified table name -> rows written or read
         self.outcomes: dict | None = None
         self.files: list[str] = []  # input files (ingest)
+        self.batches: list[str] = []  # raw batches read (refine)
+        self.terminology: dict = {}
 
     def ingested(self, input_path: Path, records: int) -> None:
         self.files = [str(input_path.resolve())]
@@ -43,6 +45,7 @@ class JobRun:
     def refined(self, result) -> None:
         """Rows per outcome (refined, quarantined, filtered, duplicates, pending) per resource."""
         self.outcomes = {t: c.as_dict() for t, c in sorted(result.counts.items())}
+        self.batches, self.terminology = list(result.batches), result.terminology
         total = {key: sum(c[key] for c in self.outcomes.values())
                  for key in ("read", "refined", "quarantined", "pending")}
         self.rows.update({RAW_RECORD.qualified_name: total["read"],
@@ -66,6 +69,7 @@ class LineageRecorder:
         self.sink = None
         self.failures = 0
         self._datasets: dict = {}
+        self._layers = None
 
     def begin(self, layers: Layers) -> None:
         if not self.enabled:
@@ -75,6 +79,7 @@ class LineageRecorder:
 
         self.sink = EventSink(self.settings.lineage, lineage_folder(self.settings),
                               http_url(self.settings))
+        self._layers = layers
         self._datasets = layer_datasets(layers)
         self._emit("START", self.parent)
 
@@ -101,6 +106,8 @@ class LineageRecorder:
                    inputs=files + [self._dataset(t, job_run) for t in inputs],
                    outputs=[self._dataset(t, job_run) for t in outputs],
                    outcomes=job_run.outcomes)
+        if self.settings.lineage.mode == "hybrid":
+            self._keep(name, job_run)
 
     def summary(self) -> dict:
         counts = dict(self.sink.counts) if self.sink else {}
@@ -120,6 +127,18 @@ class LineageRecorder:
         except Exception as exc:
             self.failures += 1
             log.warning("lineage: %s event of job %s not emitted: %s", state, job,
+                        type(exc).__name__)
+
+
+    def _keep(self, name: str, job_run: JobRun) -> None:
+        """Hybrid mode: the job's rows in meta.lineage."""
+        from vitalflow.lineage.table import record
+
+        try:
+            record(self.settings, self._layers, self.run_id, name, job_run)
+        except Exception as exc:
+            self.failures += 1
+            log.warning("lineage: meta.lineage rows of job %s not written: %s", name,
                         type(exc).__name__)
 
 

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from vitalflow.control import target_of
 from vitalflow.ingest import Batch
+from vitalflow.lineage.table import batch_history
 from vitalflow.tables import OBSERVATION, PATIENT, PATIENT_BMI_LATEST, QUARANTINE
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class _Tracer:
             "refine_run_id": refined[0] if refined else None,
             "refined_at": refined[1].isoformat() if refined else None,
             "refine_run_status": refined[2] if refined else None,
+            "history": batch_history(self.layers, batch_id),  # hybrid mode only
         }
 
     def derive_step(self) -> dict:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from vitalflow import pipeline
 from vitalflow.cli import app
 from vitalflow.config import load_settings
+from vitalflow.generate import generate
 from vitalflow.storage import open_layers
 from vitalflow.tables import PATIENT_BMI_LATEST
 
@@ -89,5 +90,43 @@ def test_hybrid_keeps_who_wrote_what_and_trace_shows_it(settings, generated):
         step = trace(layers, "derived.patient_bmi_latest", key)["observations"][0]["raw"]
         assert [h["job"] for h in step["history"]] == ["refine"]
         assert step["history"][0]["run_id"] == summary["run_id"]
+    finally:
+        layers.close()
+
+
+def _meta_lineage(layers) -> set[tuple]:
+    with layers.control.connect() as conn:
+        if conn.execute("SELECT to_regclass('meta.lineage')").fetchone()[0] is None:
+            return set()
+        return set(conn.execute("SELECT run_id, job, table_name, batch_id, rows, code_version, "
+                                "terminology::text, pseudonym_key_id, written_at "
+                                "FROM meta.lineage").fetchall())
+
+
+def test_migrate_between_options_loses_nothing(settings, generated, monkeypatch):
+    """hybrid -> file archives meta.lineage and drops it; file -> hybrid restores every row and
+    backfills the batches refined meanwhile in file mode."""
+    monkeypatch.setenv("VITALFLOW__PATHS__HOME", str(settings.paths.home))
+    monkeypatch.setenv("VITALFLOW__DATABASE__URL", settings.database.url)
+    hybrid = load_settings(lineage={"mode": "hybrid"})
+    pipeline.run(hybrid, generated)
+    layers = open_layers(hybrid)
+    try:
+        before = _meta_lineage(layers)
+        assert before
+        result = CliRunner().invoke(app, ["lineage", "migrate", "--to", "file"])
+        assert result.exit_code == 0, result.output
+        assert f"archived: {len(before)}" in result.output
+        assert _meta_lineage(layers) == set()
+        # back in file mode, a later input is refined with no lineage table at all
+        later = settings.paths.home.parent / "later"
+        generate(later, 5, seed=99)
+        pipeline.run(load_settings(lineage={"mode": "file"}), later)
+        result = CliRunner().invoke(app, ["lineage", "migrate", "--to", "hybrid"])
+        assert result.exit_code == 0, result.output
+        after = _meta_lineage(layers)
+        assert before <= after
+        new = {row[3] for row in after - before}
+        assert len(new) == 2 and "backfilled: 2" in result.output  # the later input's batches
     finally:
         layers.close()

@@ -104,3 +104,16 @@ def flush() -> None:
     console.print(f"sent {sent} events to {url}; {pending} still pending")
     if pending:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def migrate(to: Annotated[str, typer.Option("--to", help="file, openlineage or hybrid")],
+            profile: Profile = None) -> None:
+    """Move the database to another lineage option, losing nothing; then set [lineage] mode."""
+    from vitalflow.config import load_settings
+    from vitalflow.lineage.migrate import migrate as migrate_to
+
+    settings = load_settings()
+    done = _with_layers(profile, lambda layers: migrate_to(settings, layers, to))
+    console.print(", ".join(f"{k}: {v:,}" for k, v in done.items())
+                  + f". Now set [lineage] mode = \"{to}\" (or VITALFLOW__LINEAGE__MODE={to}).")

@@ -68,15 +68,13 @@ def record(settings: Settings, layers: Layers, run_id: str, job: str, job_run) -
     return layers.control.upsert(LINEAGE, pa.Table.from_pylist(rows))
 
 
-def batch_history(layers: Layers, batch_id: str) -> list[dict]:
+def batch_history(conn, batch_id: str) -> list[dict]:
     """Hybrid rows about one raw batch (empty when the table does not exist)."""
-    with layers.control.connect() as conn:
-        if conn.execute("SELECT to_regclass('meta.lineage')").fetchone()[0] is None:
-            return []
-        cursor = conn.execute("""
-            SELECT run_id, job, table_name, rows, code_version, pseudonym_key_id, written_at
-            FROM meta.lineage WHERE batch_id = %s ORDER BY written_at, table_name""",
-                              (batch_id,))
-        names = [c.name for c in cursor.description]
-        return [dict(zip(names, row)) | {"written_at": row[-1].isoformat()}
-                for row in cursor.fetchall()]
+    if conn.execute("SELECT to_regclass('meta.lineage')").fetchone()[0] is None:
+        return []
+    cursor = conn.execute("""
+        SELECT run_id, job, table_name, rows, code_version, pseudonym_key_id, written_at
+        FROM meta.lineage WHERE batch_id = %s ORDER BY written_at, table_name""", (batch_id,))
+    names = [c.name for c in cursor.description]
+    return [dict(zip(names, row)) | {"written_at": row[-1].isoformat()}
+            for row in cursor.fetchall()]

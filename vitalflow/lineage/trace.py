@@ -36,7 +36,12 @@ def trace(layers: Layers, table: str, key: str) -> dict:
     """The row of table with this key and, step by step, where it came from."""
     if table not in TRACEABLE:
         raise ValueError(f"trace works on {', '.join(TRACEABLE)}, not {table!r}")
-    tracer = _Tracer(layers)
+    with layers.control.connect() as conn:  # one connection for every ledger look-up
+        return _trace(_Tracer(layers, conn), table, key)
+
+
+def _trace(tracer: _Tracer, table: str, key: str) -> dict:
+    layers = tracer.layers
     if table == PATIENT_BMI_LATEST.qualified_name:
         rows = layers.derived.read(PATIENT_BMI_LATEST, where=[("patient_key", "in", [key])])
         if not rows.num_rows:
@@ -60,8 +65,9 @@ def trace(layers: Layers, table: str, key: str) -> dict:
 
 
 class _Tracer:
-    def __init__(self, layers: Layers) -> None:
+    def __init__(self, layers: Layers, conn) -> None:
         self.layers = layers
+        self.conn = conn
         self.batches = {b.batch_id: b for b in layers.raw.manifest()}
         self.target = target_of(layers.refined, layers.control)
 
@@ -75,11 +81,10 @@ class _Tracer:
     def raw_step(self, raw_record_id: str) -> dict:
         batch_id, number = split_record_id(raw_record_id)
         batch: Batch | None = self.batches.get(batch_id)
-        with self.layers.control.connect() as conn:
-            refined = conn.execute("""
-                SELECT b.run_id, b.refined_at, r.status FROM meta.refined_batch b
-                LEFT JOIN meta.run r USING (run_id) WHERE b.target = %s AND b.batch_id = %s""",
-                                   (self.target, batch_id)).fetchone()
+        refined = self.conn.execute("""
+            SELECT b.run_id, b.refined_at, r.status FROM meta.refined_batch b
+            LEFT JOIN meta.run r USING (run_id) WHERE b.target = %s AND b.batch_id = %s""",
+                                    (self.target, batch_id)).fetchone()
         return {
             "raw_record_id": raw_record_id, "batch_id": batch_id,
             "line": number if batch is None or batch.format == "ndjson" else None,
@@ -92,16 +97,15 @@ class _Tracer:
             "refine_run_id": refined[0] if refined else None,
             "refined_at": refined[1].isoformat() if refined else None,
             "refine_run_status": refined[2] if refined else None,
-            "history": batch_history(self.layers, batch_id),  # hybrid mode only
+            "history": batch_history(self.conn, batch_id),  # hybrid mode only
         }
 
     def derive_step(self) -> dict:
-        with self.layers.control.connect() as conn:
-            row = conn.execute("""
-                SELECT change_seq, derived_at FROM meta.derive_watermark
-                WHERE target = %s AND table_name = %s""",
-                               (target_of(self.layers.derived, self.layers.control),
-                                PATIENT_BMI_LATEST.qualified_name)).fetchone()
+        row = self.conn.execute("""
+            SELECT change_seq, derived_at FROM meta.derive_watermark
+            WHERE target = %s AND table_name = %s""",
+                                (target_of(self.layers.derived, self.layers.control),
+                                 PATIENT_BMI_LATEST.qualified_name)).fetchone()
         return {"job": PATIENT_BMI_LATEST.owner,
                 "derived_up_to_change_seq": row[0] if row else None,
                 "derived_at": row[1].isoformat() if row else None}

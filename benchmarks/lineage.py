@@ -95,6 +95,7 @@ def main() -> None:
                     summary = pipeline.run(settings, data)
                     seconds = time.perf_counter() - start
                     row = {"size": size, "mode": mode, "repeat": repeat, "seconds": seconds,
+                           "lineage_seconds": summary["lineage"].get("seconds", 0.0),
                            "observations_read": summary["counts"]["Observation"]["read"],
                            "trace_ms": _trace_ms(settings),
                            **_lineage_bytes(settings, server.url(name))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,6 +69,7 @@ class LineageRecorder:
         self.enabled = settings.lineage.emits_events
         self.sink = None
         self.failures = 0
+        self.seconds = 0.0  # spent on lineage: its overhead, measured inside every run
         self._datasets: dict = {}
         self._layers = None
 
@@ -112,7 +114,8 @@ class LineageRecorder:
     def summary(self) -> dict:
         counts = dict(self.sink.counts) if self.sink else {}
         return {"mode": self.settings.lineage.mode, **counts,
-                **({"not_emitted": self.failures} if self.failures else {})}
+                **({"not_emitted": self.failures} if self.failures else {}),
+                **({"seconds": round(self.seconds, 4)} if self.sink else {})}
 
     def _dataset(self, table, job_run: JobRun):
         return self._datasets[table.qualified_name], job_run.rows.get(table.qualified_name)
@@ -121,6 +124,7 @@ class LineageRecorder:
         """Build and keep one event; lineage never fails a run, so failures are counted."""
         from vitalflow.lineage.events import run_event
 
+        start = time.perf_counter()
         try:
             self.sink.emit(run_event(state, self.settings.lineage.namespace, job, self.run_id,
                                      datasets=self._datasets, **kwargs))
@@ -128,18 +132,23 @@ class LineageRecorder:
             self.failures += 1
             log.warning("lineage: %s event of job %s not emitted: %s", state, job,
                         type(exc).__name__)
+        finally:
+            self.seconds += time.perf_counter() - start
 
 
     def _keep(self, name: str, job_run: JobRun) -> None:
         """Hybrid mode: the job's rows in meta.lineage."""
         from vitalflow.lineage.table import record
 
+        start = time.perf_counter()
         try:
             record(self.settings, self._layers, self.run_id, name, job_run)
         except Exception as exc:
             self.failures += 1
             log.warning("lineage: meta.lineage rows of job %s not written: %s", name,
                         type(exc).__name__)
+        finally:
+            self.seconds += time.perf_counter() - start
 
 
 def _final_state(exc: BaseException | None) -> str:

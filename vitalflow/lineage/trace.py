@@ -36,7 +36,9 @@ def trace(layers: Layers, table: str, key: str) -> dict:
     """The row of table with this key and, step by step, where it came from."""
     if table not in TRACEABLE:
         raise ValueError(f"trace works on {', '.join(TRACEABLE)}, not {table!r}")
-    with layers.control.connect() as conn:  # one connection for every ledger look-up
+    # One connection for every look-up: the ledger's, and the rows' where a layer lives in the
+    # control database (a transaction shares its connection with reads).
+    with layers.control.transaction(), layers.control.connect() as conn:
         return _trace(_Tracer(layers, conn), table, key)
 
 

@@ -90,3 +90,21 @@ def test_unreachable_server_keeps_events_pending_then_flush(settings, generated)
     sink = EventSink(settings.lineage, lineage_folder(settings), dead)
     assert sink.flush() == (0, 10)
     assert len(read_events(sink.pending_file)) == 10
+
+
+@pytest.mark.parametrize("url, namespace, name", [
+    ("postgresql://vitalflow:s3cret@db.example.org:5432/vf?passfile=/x/pgpass",
+     "postgresql://db.example.org:5432/vf", "refined.observation"),
+    ("iceberg+postgresql://u@127.0.0.1:5/vf?warehouse=s3://bucket/warehouse",
+     "s3://bucket", "warehouse/refined.db/observation"),
+    ("clickhouse://default:pw@127.0.0.1:8123/default", "clickhouse://127.0.0.1:8123",
+     "stg_refined.observation"),
+    ("chdb:///var/vitalflow/clickhouse", "chdb:///var/vitalflow/clickhouse",
+     "stg_refined.observation"),
+])
+def test_dataset_names_are_real_locations_without_secrets(url, namespace, name):
+    from vitalflow.lineage.datasets import location
+    from vitalflow.tables import OBSERVATION
+
+    prefix = "stg_" if "clickhouse" in url else ""
+    assert location(url, OBSERVATION, prefix) == (namespace, name)

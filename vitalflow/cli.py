@@ -277,12 +277,15 @@ def export(
 ) -> None:
     """Write one table, from whichever backend holds it, to CSV or Parquet."""
     from vitalflow.export import export_table
+    from vitalflow.lineage.recorder import export_lineage
     from vitalflow.storage import describe, open_layers
 
     settings = load_settings()
     try:
         layers = open_layers(settings, profile)
-        rows = export_table(layers, table, out, snapshot)
+        with export_lineage(settings, layers) as lineage:
+            rows = export_table(layers, table, out, snapshot)
+            lineage.exported(table, out, rows)
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     where = describe(layers)[table.split(".")[0]] if "." in table else ""

@@ -108,3 +108,27 @@ def test_dataset_names_are_real_locations_without_secrets(url, namespace, name):
 
     prefix = "stg_" if "clickhouse" in url else ""
     assert location(url, OBSERVATION, prefix) == (namespace, name)
+
+
+def test_export_emits_its_job(settings, generated, openlineage_validator, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vitalflow.cli import app
+
+    settings = _settings(settings)
+    pipeline.run(settings, generated)
+    monkeypatch.setenv("VITALFLOW__PATHS__HOME", str(settings.paths.home))
+    monkeypatch.setenv("VITALFLOW__DATABASE__URL", settings.database.url)
+    out = settings.paths.home.parent / "bmi.parquet"
+    result = CliRunner().invoke(app, ["export", "derived.patient_bmi_latest", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    events = [e for e in read_events(lineage_folder(settings) / "events.jsonl")
+              if e["job"]["name"] == "export"]
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    for event in events:
+        openlineage_validator(event)
+    done = events[1]
+    assert "parent" not in done["run"]["facets"]
+    assert [i["name"] for i in done["inputs"]] == ["derived.patient_bmi_latest"]
+    assert [(o["namespace"], o["name"]) for o in done["outputs"]] == [("file",
+                                                                      str(out.resolve()))]

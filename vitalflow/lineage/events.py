@@ -55,7 +55,7 @@ def _input(dataset: Dataset, rows: int | None) -> InputDataset:
 
 
 def _output(dataset: Dataset, datasets: dict[str, Dataset], rows: int | None) -> OutputDataset:
-    facets = {"schema": _schema(dataset)}
+    facets = {"schema": _schema(dataset)} if dataset.table else {}
     fields = column_lineage(dataset.table, datasets)
     if fields:
         facets["columnLineage"] = column_lineage_dataset.ColumnLineageDatasetFacet(fields={

@@ -36,12 +36,19 @@ class JobRun:
         self.rows: dict[str, int] = {}  # qualified table name -> rows written or read
         self.outcomes: dict | None = None
         self.files: list[str] = []  # input files (ingest)
+        self.read: list[str] = []  # tables read, when not fixed by the job (export)
+        self.written_files: list[str] = []  # output files (export)
         self.batches: list[str] = []  # raw batches read (refine)
         self.terminology: dict = {}
 
     def ingested(self, input_path: Path, records: int) -> None:
         self.files = [str(input_path.resolve())]
         self.rows[RAW_RECORD.qualified_name] = records
+
+    def exported(self, table: str, out: Path, rows: int) -> None:
+        self.read = [table]
+        self.written_files = [str(out.resolve())]
+        self.rows[table] = rows
 
     def refined(self, result) -> None:
         """Rows per outcome (refined, quarantined, filtered, duplicates, pending) per resource."""
@@ -62,7 +69,8 @@ class LineageRecorder:
     nothing in mode file; an event that cannot be built or kept is logged, never raised: lineage
     never fails a run. Constructor does no I/O."""
 
-    def __init__(self, settings: Settings, run_id: str, parent: str = "pipeline") -> None:
+    def __init__(self, settings: Settings, run_id: str, parent: str | None = "pipeline"
+                 ) -> None:
         self.settings = settings
         self.run_id = run_id
         self.parent = parent
@@ -73,7 +81,8 @@ class LineageRecorder:
         self._datasets: dict = {}
         self._layers = None
 
-    def begin(self, layers: Layers) -> None:
+    def open(self, layers: Layers) -> None:
+        """Ready to emit (mode allowing); a recorder without parent emits only its jobs."""
         if not self.enabled:
             return
         from vitalflow.lineage.datasets import layer_datasets
@@ -83,7 +92,11 @@ class LineageRecorder:
                               http_url(self.settings))
         self._layers = layers
         self._datasets = layer_datasets(layers)
-        self._emit("START", self.parent)
+
+    def begin(self, layers: Layers) -> None:
+        self.open(layers)
+        if self.sink is not None:
+            self._emit("START", self.parent)
 
     def end(self, exc: BaseException | None) -> None:
         if self.sink is not None:
@@ -96,17 +109,19 @@ class LineageRecorder:
         if self.sink is None:
             yield job_run
             return
-        self._emit("START", name, parent=(self.parent, self.run_id))
+        parent = (self.parent, self.run_id) if self.parent else None
+        self._emit("START", name, parent=parent)
         try:
             yield job_run
         except BaseException as exc:
-            self._emit(_final_state(exc), name, parent=(self.parent, self.run_id), error=exc)
+            self._emit(_final_state(exc), name, parent=parent, error=exc)
             raise
         inputs, outputs = JOBS.get(name, ((), ()))
-        files = [(Dataset("file", path, None), None) for path in job_run.files]
-        self._emit("COMPLETE", name, parent=(self.parent, self.run_id),
-                   inputs=files + [self._dataset(t, job_run) for t in inputs],
-                   outputs=[self._dataset(t, job_run) for t in outputs],
+        self._emit("COMPLETE", name, parent=parent,
+                   inputs=_files(job_run.files) + [self._dataset(t, job_run) for t in inputs]
+                   + [self._dataset(self._datasets[t].table, job_run) for t in job_run.read],
+                   outputs=[self._dataset(t, job_run) for t in outputs]
+                   + _files(job_run.written_files),
                    outcomes=job_run.outcomes)
         if self.settings.lineage.mode == "hybrid":
             self._keep(name, job_run)
@@ -151,6 +166,10 @@ class LineageRecorder:
             self.seconds += time.perf_counter() - start
 
 
+def _files(paths: list[str]) -> list[tuple[Dataset, None]]:
+    return [(Dataset("file", path, None), None) for path in paths]
+
+
 def _final_state(exc: BaseException | None) -> str:
     if exc is None:
         return "COMPLETE"
@@ -168,3 +187,12 @@ def http_url(settings: Settings) -> str:
     from vitalflow.lineage.marquez import Marquez
 
     return Marquez(settings).api_url()
+
+
+def export_lineage(settings: Settings, layers: Layers):
+    """The export job's events (no pipeline run around it): a context manager like job()."""
+    from vitalflow.pipeline import new_run_id
+
+    recorder = LineageRecorder(settings, new_run_id(), parent=None)
+    recorder.open(layers)
+    return recorder.job("export")

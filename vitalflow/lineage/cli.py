@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -117,3 +118,16 @@ def migrate(to: Annotated[str, typer.Option("--to", help="file, openlineage or h
     done = _with_layers(profile, lambda layers: migrate_to(settings, layers, to))
     console.print(", ".join(f"{k}: {v:,}" for k, v in done.items())
                   + f". Now set [lineage] mode = \"{to}\" (or VITALFLOW__LINEAGE__MODE={to}).")
+
+
+@app.command()
+def graph(out: Annotated[Path, typer.Option(help="lineage.html or lineage.png")]
+          = Path("lineage.html"), profile: Profile = None) -> None:
+    """A picture of jobs and datasets with column-level edges."""
+    from vitalflow.lineage.datasets import layer_datasets
+    from vitalflow.lineage.graph import write
+
+    def draw(layers):
+        return write(layer_datasets(layers), layers.profile, out)
+
+    console.print(f"Wrote {_with_layers(profile, draw)}")

@@ -77,12 +77,13 @@ def test_hybrid_keeps_who_wrote_what_and_trace_shows_it(settings, generated):
             rows = conn.execute("SELECT job, table_name, batch_id, rows, code_version, "
                                 "pseudonym_key_id FROM meta.lineage WHERE run_id = %s",
                                 (summary["run_id"],)).fetchall()
-        read = {r[2]: r[3] for r in rows if r[1] == "raw.record"}
+        read = {r[2]: r[3] for r in rows if r[0] == "refine" and r[1] == "raw.record"}
         assert len(read) == 2 and sum(read.values()) == summary["ingest"]["records"]
         written = {(r[0], r[1]): r[3] for r in rows if r[2] == ""}
         assert written[("refine", "refined.observation")] == \
             summary["counts"]["Observation"]["refined"]
         assert ("derive_patient_bmi", "derived.patient_bmi_latest") in written
+        assert written[("ingest", "raw.record")] == summary["ingest"]["records"]
         assert all(r[4] and r[5] for r in rows)  # code version and key id on every row
         key = layers.derived.read(PATIENT_BMI_LATEST, ["patient_key"]).column(0)[0].as_py()
         from vitalflow.lineage.trace import trace

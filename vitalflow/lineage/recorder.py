@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# What each job reads and writes (qualified table names).
+# The tables each job reads and writes.
 JOBS = {
     "ingest": ((), (RAW_RECORD, RAW_BATCH)),
     "refine": ((RAW_RECORD, RAW_BATCH),
@@ -157,7 +157,11 @@ class LineageRecorder:
 
         start = time.perf_counter()
         try:
-            record(self.settings, self._layers, self.run_id, name, job_run)
+            outputs = JOBS.get(name, ((), ()))[1]
+            written = {t.qualified_name: job_run.rows[t.qualified_name] for t in outputs
+                       if t.qualified_name in job_run.rows}
+            record(self.settings, self._layers, self.run_id, name, written, job_run.batches,
+                   job_run.terminology)
         except Exception as exc:
             self.failures += 1
             log.warning("lineage: meta.lineage rows of job %s not written: %s", name,

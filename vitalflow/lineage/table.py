@@ -43,8 +43,9 @@ LINEAGE = Table(
 )
 
 
-def record(settings: Settings, layers: Layers, run_id: str, job: str, job_run) -> int:
-    """One row per table written and per raw batch read by a completed job; returns rows added."""
+def record(settings: Settings, layers: Layers, run_id: str, job: str, written: dict[str, int],
+           batches: list[str], terminology: dict) -> int:
+    """One row per table the job wrote and per raw batch it read; returns rows added."""
     from vitalflow.lineage.events import code_version
 
     key_id = None
@@ -53,15 +54,14 @@ def record(settings: Settings, layers: Layers, run_id: str, job: str, job_run) -
 
         key = configured_key(settings.privacy, settings.paths.root)
         key_id = key.key_id if key else None
-    records = {b.batch_id: b.records for b in layers.raw.manifest()} if job_run.batches else {}
+    records = {b.batch_id: b.records for b in layers.raw.manifest()} if batches else {}
     now = datetime.now(UTC)
-    written = [(table, "", rows) for table, rows in sorted(job_run.rows.items())
-               if table.startswith(("refined.", "derived."))]
-    read = [("raw.record", batch, records.get(batch)) for batch in job_run.batches]
+    kept = ([(table, "", rows) for table, rows in sorted(written.items())]
+            + [("raw.record", batch, records.get(batch)) for batch in batches])
     rows = [{"run_id": run_id, "job": job, "table_name": table, "batch_id": batch, "rows": n,
              "code_version": code_version(),
-             "terminology": json.dumps(job_run.terminology) if job_run.terminology else None,
-             "pseudonym_key_id": key_id, "written_at": now} for table, batch, n in written + read]
+             "terminology": json.dumps(terminology) if terminology else None,
+             "pseudonym_key_id": key_id, "written_at": now} for table, batch, n in kept]
     if not rows:
         return 0
     layers.control.create(LINEAGE)

@@ -11,6 +11,9 @@ from vitalflow import pipeline
 from vitalflow.cli import app
 from vitalflow.config import load_settings
 from vitalflow.generate import generate
+from vitalflow.lineage.recorder import lineage_folder
+from vitalflow.lineage.sink import read_events
+from vitalflow.lineage.trace import trace
 from vitalflow.storage import open_layers
 from vitalflow.tables import PATIENT_BMI_LATEST
 
@@ -86,8 +89,6 @@ def test_hybrid_keeps_who_wrote_what_and_trace_shows_it(settings, generated):
         assert written[("ingest", "raw.record")] == summary["ingest"]["records"]
         assert all(r[4] and r[5] for r in rows)  # code version and key id on every row
         key = layers.derived.read(PATIENT_BMI_LATEST, ["patient_key"]).column(0)[0].as_py()
-        from vitalflow.lineage.trace import trace
-
         step = trace(layers, "derived.patient_bmi_latest", key)["observations"][0]["raw"]
         assert [h["job"] for h in step["history"]] == ["refine"]
         assert step["history"][0]["run_id"] == summary["run_id"]
@@ -131,3 +132,35 @@ def test_migrate_between_options_loses_nothing(settings, generated, monkeypatch)
         assert len(new) == 2 and "backfilled: 2" in result.output  # the later input's batches
     finally:
         layers.close()
+
+
+@pytest.mark.parametrize("profile", ["clickhouse", "lakehouse"])
+def test_trace_and_events_on_other_profiles(profile, settings, generated, openlineage_validator,
+                                            request):
+    """ClickHouse (chdb, in-process) and Iceberg on the session's SeaweedFS: same trace, and
+    datasets named by where they live."""
+    from tests.conformance.profiles import profile_settings
+
+    if profile == "clickhouse":
+        pytest.importorskip("chdb")
+    placed = profile_settings(profile, settings.paths.home, settings.database.url, request)
+    assert placed.lineage.mode == "openlineage"
+    pipeline.run(placed, generated)
+    layers = open_layers(placed)
+    try:
+        row = next(r for r in layers.derived.read(PATIENT_BMI_LATEST).to_pylist()
+                   if r["height_observation_id"])
+        found = trace(layers, "derived.patient_bmi_latest", row["patient_key"])
+    finally:
+        layers.close()
+    for step in found["observations"]:
+        lines = open(step["raw"]["source_path"], encoding="utf-8").read().splitlines()
+        assert json.loads(lines[step["raw"]["line"] - 1])["id"] == step["observation_id"]
+        assert step["raw"]["refine_run_id"]
+    events = read_events(lineage_folder(placed) / "events.jsonl")
+    for event in events:
+        openlineage_validator(event)
+    outputs = {o["name"]: o["namespace"] for e in events for o in e.get("outputs", [])}
+    namespace = {"clickhouse": "chdb://", "lakehouse": "s3://"}[profile]
+    assert any(name.endswith("observation") and where.startswith(namespace)
+               for name, where in outputs.items())

@@ -56,7 +56,12 @@ def test_run_emits_valid_events_for_every_job(settings, generated, openlineage_v
     assert complete["ingest"]["job"]["facets"]["sourceCodeLocation"]["type"] == "git"
 
 
-def test_failed_stage_emits_fail_with_error_message(settings, openlineage_validator, tmp_path):
+def test_failed_stage_emits_fail_with_error_message(settings, openlineage_validator,
+                                                    monkeypatch):
+    """Also: under a Prefect deployment run, the run's own job names the flow run as parent."""
+    flow_run = "0c0ffee0-1234-4abc-8def-0123456789ab"
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", flow_run)
+    monkeypatch.setenv("PREFECT__DEPLOYMENT_NAME", "vitalflow-pipeline/daily")
     settings = _settings(settings)
     with pytest.raises(RuntimeError), pipeline.PipelineRun(settings) as run:
         with run.lineage.job("refine"):
@@ -68,6 +73,11 @@ def test_failed_stage_emits_fail_with_error_message(settings, openlineage_valida
     assert [e["job"]["name"] for e in failed] == ["refine", "pipeline"]
     assert "terminology server said no" in \
         failed[0]["run"]["facets"]["errorMessage"]["message"]
+    parent = failed[1]["run"]["facets"]["parent"]
+    assert parent["run"]["runId"] == flow_run
+    assert (parent["job"]["namespace"], parent["job"]["name"]) == ("prefect",
+                                                                   "vitalflow-pipeline/daily")
+    assert failed[0]["run"]["facets"]["parent"]["job"]["name"] == "pipeline"
 
 
 def test_file_mode_emits_nothing(settings, generated):

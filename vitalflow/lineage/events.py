@@ -80,18 +80,18 @@ def _schema(dataset: Dataset) -> schema_dataset.SchemaDatasetFacet:
 
 
 def run_event(state: str, namespace: str, job: str, run_id: str, *,
-              parent: tuple[str, str] | None = None,
+              parent: tuple[str, str, str] | None = None,
               inputs: list[tuple[Dataset, int | None]] | None = None,
               outputs: list[tuple[Dataset, int | None]] | None = None,
               datasets: dict[str, Dataset] | None = None,
               error: BaseException | None = None, outcomes: dict | None = None) -> dict:
-    """One event as a JSON-ready dict. parent is (job name, pipeline run id); inputs and
+    """One event as a JSON-ready dict. parent is (namespace, job name, run UUID); inputs and
     outputs pair datasets with their row counts (None: not counted)."""
     facets: dict = {}
     if parent is not None:
         facets["parent"] = parent_run.ParentRunFacet(
-            run=parent_run.Run(runId=run_uuid(parent[1], parent[0])),
-            job=parent_run.Job(namespace=namespace, name=parent[0]))
+            run=parent_run.Run(runId=parent[2]),
+            job=parent_run.Job(namespace=parent[0], name=parent[1]))
     if error is not None:
         # The exception's type and message only: the stack trace could quote record values.
         facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,11 +97,11 @@ class LineageRecorder:
     def begin(self, layers: Layers) -> None:
         self.open(layers)
         if self.sink is not None:
-            self._emit("START", self.parent)
+            self._emit("START", self.parent, parent=prefect_parent())
 
     def end(self, exc: BaseException | None) -> None:
         if self.sink is not None:
-            self._emit(_final_state(exc), self.parent, error=exc)
+            self._emit(_final_state(exc), self.parent, parent=prefect_parent(), error=exc)
 
     @contextmanager
     def job(self, name: str) -> Iterator[JobRun]:
@@ -109,7 +110,10 @@ class LineageRecorder:
         if self.sink is None:
             yield job_run
             return
-        parent = (self.parent, self.run_id) if self.parent else None
+        from vitalflow.lineage.events import run_uuid
+
+        parent = ((self.settings.lineage.namespace, self.parent,
+                   run_uuid(self.run_id, self.parent)) if self.parent else None)
         self._emit("START", name, parent=parent)
         try:
             yield job_run
@@ -168,6 +172,15 @@ class LineageRecorder:
                         type(exc).__name__)
         finally:
             self.seconds += time.perf_counter() - start
+
+
+def prefect_parent() -> tuple[str, str, str] | None:
+    """The Prefect flow run this process runs for, as (namespace, job, run id): the runner sets
+    these variables for deployment runs (vitalflow itself never imports Prefect)."""
+    run_id = os.environ.get("PREFECT__FLOW_RUN_ID")
+    if not run_id:
+        return None
+    return "prefect", os.environ.get("PREFECT__DEPLOYMENT_NAME") or "flow-run", run_id
 
 
 def _files(paths: list[str]) -> list[tuple[Dataset, None]]:

@@ -10,7 +10,7 @@ from vitalflow.config import load_settings
 from vitalflow.lineage.marquez import Marquez, cache_dir
 from vitalflow.services import free_port
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
@@ -27,6 +27,7 @@ def marquez(tmp_path, pg_server):
     assert server.down()
 
 
+@pytest.mark.slow
 def test_events_reach_marquez_and_lineage_reads_back(settings, generated, marquez):
     settings = load_settings(paths={"home": settings.paths.home},
                              database={"url": settings.database.url},
@@ -42,3 +43,31 @@ def test_events_reach_marquez_and_lineage_reads_back(settings, generated, marque
     graph = httpx.get(f"{api}/lineage", params={"nodeId": "job:vitalflow:refine"},
                       timeout=30).json()["graph"]
     assert any(n["id"].endswith(":refined.observation") for n in graph)
+
+
+def test_marquez_database_and_config_without_the_server(tmp_path, pg_server):
+    """What up() prepares before starting the JVM: its own role and database on the embedded
+    PostgreSQL, and an owner-only config holding the only copy of the password."""
+    import stat
+
+    import psycopg
+
+    settings = load_settings(paths={"home": tmp_path / "home"})
+    server = Marquez(settings, pg_server)
+    server.root.mkdir(parents=True)
+    password = server._ensure_database()
+    assert server._ensure_database() == password  # twice is the same as once
+    server._render_config(free_port(), free_port(), password)
+    assert stat.S_IMODE(server.config_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((server.root / "role.pw").stat().st_mode) == 0o600
+    config = server.config_file.read_text()
+    assert f"jdbc:postgresql://127.0.0.1:{pg_server.port}/marquez" in config
+    assert "bindHost: 127.0.0.1" in config
+    with psycopg.connect(pg_server.admin_url(), autocommit=True) as conn:
+        owner = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database "
+                             "WHERE datname = 'marquez'").fetchone()
+        superuser = conn.execute("SELECT rolsuper, rolcreatedb FROM pg_roles "
+                                 "WHERE rolname = 'marquez'").fetchone()
+    assert owner == ("marquez",) and superuser == (False, False)
+    assert server.status()["running"] is False and server.api_url() == ""
+    assert server.down() is False

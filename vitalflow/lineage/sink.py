@@ -55,6 +55,8 @@ class EventSink:
         if self.settings.transport == "console":
             _console().emit(event)
         elif self.settings.transport == "http":
+            if self._reachable and self.pending_file.exists():
+                self._reachable = self.flush()[1] == 0  # older events first, in order
             if self._reachable and self._send(event):
                 self.counts["sent"] += 1
             else:
@@ -72,6 +74,7 @@ class EventSink:
             sent += 1
         rest = events[sent:]
         tmp = self.pending_file.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)  # left by an interrupted flush: its events are in pending
         if rest:
             _append(tmp, [json.dumps(e, separators=(",", ":")) for e in rest])
             tmp.replace(self.pending_file)

@@ -63,6 +63,9 @@ def test_trace_names_the_file_and_line_of_each_observation(file_mode, generated,
     assert set(used) <= set(touched["observation_ids"])
     assert row["patient_key"] in touched["derived_keys"]
     assert touched["refined"]["refined.patient"] == 0  # the Observation file holds no patients
+    groups = touched["summary_groups"]
+    assert touched["derived"]["derived.age_band_summary"] == len(groups) > 0
+    assert {"age_band", "sex", "weight_category"} == set(groups[0])
 
     missing = CliRunner().invoke(app, ["lineage", "trace", "derived.patient_bmi_latest",
                                        "--key", "p_nobody"])

@@ -74,7 +74,10 @@ def impact(file_or_batch: Annotated[str, typer.Argument(help="An input file (pat
     """Which refined and derived rows came from one input file or batch."""
     from vitalflow.lineage.trace import impact as impact_of
 
-    found = _with_layers(profile, lambda layers: impact_of(layers, file_or_batch))
+    from vitalflow.config import load_settings
+
+    bands = load_settings().derive.age_bands
+    found = _with_layers(profile, lambda layers: impact_of(layers, file_or_batch, bands))
     if as_json:
         print(json.dumps(found))
         return

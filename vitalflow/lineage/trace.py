@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from vitalflow.control import target_of
 from vitalflow.ingest import Batch
 from vitalflow.lineage.table import batch_history
-from vitalflow.tables import OBSERVATION, PATIENT, PATIENT_BMI_LATEST, QUARANTINE
+from vitalflow.derive.sql import age_band_sql
+from vitalflow.tables import (AGE_BAND_SUMMARY, OBSERVATION, PATIENT, PATIENT_BMI_LATEST,
+                              QUARANTINE)
 
 if TYPE_CHECKING:
     from vitalflow.storage import Layers
@@ -133,8 +136,9 @@ def find_batch(layers: Layers, file_or_batch: str) -> Batch:
                       "batch id or the full path")
 
 
-def impact(layers: Layers, file_or_batch: str) -> dict:
-    """Which refined and derived rows came from one input file or batch."""
+def impact(layers: Layers, file_or_batch: str, age_bands: list[int]) -> dict:
+    """Which refined and derived rows came from one input file or batch (age_bands: derive's,
+    to name the summary groups those rows count in)."""
     batch = find_batch(layers, file_or_batch)
     prefix = f"{batch.batch_id}-"
     observations = _from_batch(layers.refined.read(OBSERVATION, [
@@ -143,17 +147,25 @@ def impact(layers: Layers, file_or_batch: str) -> dict:
     quarantined = layers.refined.read(QUARANTINE, ["raw_record_id"],
                                       where=[("batch_id", "in", [batch.batch_id])]).num_rows
     ids = observations.column("observation_id")
-    derived = layers.derived.read(PATIENT_BMI_LATEST, ["patient_key", "height_observation_id",
-                                                       "weight_observation_id"])
+    derived = layers.derived.read(PATIENT_BMI_LATEST, [
+        "patient_key", "height_observation_id", "weight_observation_id", "age_years", "sex",
+        "weight_category"])
     used = pc.or_(pc.fill_null(pc.is_in(derived.column("height_observation_id"), ids), False),
                   pc.is_in(derived.column("weight_observation_id"), ids))
-    derived_keys = derived.filter(used).column("patient_key").to_pylist()
+    affected = derived.filter(used)  # noqa: F841 - DuckDB reads it by name
+    groups = duckdb.connect().execute(f"""
+        SELECT DISTINCT {age_band_sql('age_years', age_bands)} AS age_band, sex,
+               weight_category FROM affected ORDER BY ALL""").fetchall()
+    derived_keys = affected.column("patient_key").to_pylist()
     return {"batch_id": batch.batch_id, "source_file": batch.source_uri,
             "records": batch.records, "refined": {
                 OBSERVATION.qualified_name: observations.num_rows,
                 PATIENT.qualified_name: patients.num_rows,
                 QUARANTINE.qualified_name: quarantined},
-            "derived": {PATIENT_BMI_LATEST.qualified_name: len(derived_keys)},
+            "derived": {PATIENT_BMI_LATEST.qualified_name: len(derived_keys),
+                        AGE_BAND_SUMMARY.qualified_name: len(groups)},
+            "summary_groups": [dict(zip(("age_band", "sex", "weight_category"), g))
+                               for g in groups],
             "derived_keys": sorted(derived_keys),
             "observation_ids": sorted(ids.to_pylist())}
 

@@ -16,6 +16,8 @@ from storage_backends.base import redact
 from vitalflow.config import load_settings
 from vitalflow.dictionary import cli as dictionary_cli
 from vitalflow.audit import cli as audit_cli
+from vitalflow.lineage import cli as lineage_cli
+from vitalflow.lineage.marquez import Marquez
 from vitalflow.merge import cli as merge_cli
 from vitalflow.monitoring import cli as monitoring_cli
 from vitalflow.monitoring.stack import MonitoringStack
@@ -44,6 +46,7 @@ monitoring_cli.register(app)  # `alerts` and `monitoring` command groups
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(sql_cli.app)  # sql, console, sql-users
 app.add_typer(provision_cli.app, name="config")
+app.add_typer(lineage_cli.app, name="lineage")
 console = Console()
 errors = Console(stderr=True)
 PROFILE_HELP = ("Storage profile: postgres, lakehouse, clickhouse, mixed or one defined in "
@@ -306,6 +309,7 @@ def export(
     """Write one table, from whichever backend holds it, to CSV or Parquet."""
     from vitalflow.audit.trail import AuditTrail
     from vitalflow.export import RAW_RECORD, export_table, require_administrator
+    from vitalflow.lineage.recorder import export_lineage
     from vitalflow.storage import describe, open_layers
 
     settings = load_settings()
@@ -313,8 +317,10 @@ def export(
         require_administrator(table, settings.paths.root)
         layers = open_layers(settings, profile)
         with AuditTrail(settings, layers.control.url).action("data.export", table, {
-                "out": str(out), "profile": layers.profile, "snapshot": snapshot}) as result:
+                "out": str(out), "profile": layers.profile, "snapshot": snapshot}) as result, \
+                export_lineage(settings, layers) as lineage:
             rows = result["rows"] = export_table(layers, table, out, snapshot)
+            lineage.exported(table, out, rows)
     except (*_known_errors(), PermissionError) as exc:
         raise _fail(str(exc)) from None
     where = describe(layers)[table.split(".")[0]] if "." in table else ""
@@ -399,8 +405,9 @@ def _iceberg_raw(profile: str | None):
     return layers.raw
 
 
-SERVICES = ("postgres", "s3", "monitoring", "trino")
-ON_DEMAND = ("monitoring", "trino")  # started only when named: `services up trino`
+SERVICES = ("postgres", "s3", "monitoring", "trino", "marquez")
+# Started only when named (`services up trino`): each is a server of its own, or a JVM.
+ON_DEMAND = ("monitoring", "trino", "marquez")
 ServiceNames = Annotated[list[str] | None, typer.Argument(
     help=f"Which services: {', '.join(SERVICES)} (default: all but {' and '.join(ON_DEMAND)}, "
          "which start only when named).")]
@@ -416,7 +423,8 @@ def _services(names: list[str] | None, settings) -> dict:
     made = {"postgres": lambda: storage.embedded_postgres(settings),
             "s3": lambda: storage.embedded_object_store(settings),
             "monitoring": lambda: MonitoringStack(settings),
-            "trino": lambda: _trino(settings)}
+            "trino": lambda: _trino(settings),
+            "marquez": lambda: Marquez(settings)}
     return {name: made[name]() for name in chosen}
 
 
@@ -495,6 +503,9 @@ def _service_states(settings) -> list[tuple[str, str, str]]:
     rows.append(("trino", "running" if status["running"] else
                  "stopped" if status["installed"] else "not installed",
                  status["url"] or status["home"]))
+    marquez = services["marquez"].status()
+    rows.append(("marquez", "running" if marquez["running"] else "stopped",
+                 marquez["url"] or ""))
     return rows
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from vitalflow.audit.settings import AuditSettings
+from vitalflow.lineage.settings import LineageSettings
 from vitalflow.merge.settings import MergeSettings
 from vitalflow.monitoring.settings import AlertingSettings, MonitoringSettings
 from vitalflow.privacy.settings import PrivacySettings
@@ -179,6 +180,7 @@ class Settings(BaseSettings):
     alerting: AlertingSettings = AlertingSettings()
     audit: AuditSettings = AuditSettings()
     sql: SqlSettings = SqlSettings()
+    lineage: LineageSettings = LineageSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,

@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,8 +16,9 @@ from vitalflow.config import Settings
 from vitalflow.control import claim_run, target_of
 from vitalflow.database import ensure_layers
 from vitalflow.derive.run import derive_age_band_summary, derive_patient_bmi
-from vitalflow.derive.sql import DeriveResult
+from vitalflow.derive.sql import BMI_FLOW, SUMMARY_FLOW, DeriveResult
 from vitalflow.ingest.run import IngestSummary, ingest
+from vitalflow.lineage.recorder import JobRun, LineageRecorder
 from vitalflow.monitoring.run_metrics import push_run_metrics
 from vitalflow.progress import Reporter, SilentReporter
 from vitalflow.refine.persons import reconcile_persons
@@ -38,10 +39,17 @@ def refine_stage(settings: Settings, layers: Layers, run_id: str,
     return result
 
 
-def derive_stage(settings: Settings, layers: Layers, full: bool = False) -> DeriveResult:
-    """Both derived tables, each by its owner flow's function."""
-    bmi = derive_patient_bmi(layers, settings.derive, full)
-    summary = derive_age_band_summary(layers, settings.derive)
+def derive_stage(settings: Settings, layers: Layers, full: bool = False,
+                 job=None) -> DeriveResult:
+    """Both derived tables, each by its owner flow's function; job(name) (a context manager
+    yielding where to put the rows written) wraps each, for lineage."""
+    job = job or (lambda name: nullcontext(JobRun()))
+    with job(BMI_FLOW) as lineage:
+        bmi = derive_patient_bmi(layers, settings.derive, full)
+        lineage.rows[PATIENT_BMI_LATEST.qualified_name] = bmi["written"]
+    with job(SUMMARY_FLOW) as lineage:
+        summary = derive_age_band_summary(layers, settings.derive)
+        lineage.rows[AGE_BAND_SUMMARY.qualified_name] = summary["written"]
     return DeriveResult(bmi["changed_patients"], bmi["written"], bmi["deleted"],
                         summary["written"], summary["deleted"], full)
 
@@ -82,7 +90,8 @@ class PipelineRun:
     """
 
     def __init__(self, settings: Settings, profile: str | None = None,
-                 reporter: Reporter | None = None, layers: Layers | None = None) -> None:
+                 reporter: Reporter | None = None, layers: Layers | None = None,
+                 job: str = "pipeline") -> None:
         self.settings = settings
         self.profile = profile
         self.reporter = reporter or SilentReporter()
@@ -96,6 +105,7 @@ class PipelineRun:
         self._started = time.perf_counter()
         self._summary: dict | None = None
         self.audit = RunAudit(settings, self.run_id, profile)
+        self.lineage = LineageRecorder(settings, self.run_id, job)
 
     def __enter__(self) -> PipelineRun:
         if self.layers is None:
@@ -103,10 +113,12 @@ class PipelineRun:
         # Held while the run lives, so a killed run's row can be marked 'abandoned'.
         self._claim = claim_run(self.layers.control, self.run_id)
         self._record("running")
+        self.lineage.begin(self.layers)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
+            self.lineage.end(exc)
             self._record("failed" if exc_type else "succeeded", self.counts() or None)
             self._push_metrics(exc_type)
             self.audit.finished(self, exc)
@@ -116,18 +128,21 @@ class PipelineRun:
                 self.layers.close()
 
     def ingest(self, input_path: Path) -> IngestSummary:
-        with self._timed("ingest"), self.audit.ingest(self.layers.raw):
+        with self._timed("ingest"), self.audit.ingest(self.layers.raw), \
+                self.lineage.job("ingest") as lineage:
             self.ingested = ingest(self.settings, self.layers, input_path, self.reporter)
+            lineage.ingested(input_path, self.ingested.records)
         return self.ingested
 
     def refine(self) -> RefineResult:
-        with self._timed("refine"):
+        with self._timed("refine"), self.lineage.job("refine") as lineage:
             self.refined = refine_stage(self.settings, self.layers, self.run_id, self.reporter)
+            lineage.refined(self.refined)
         return self.refined
 
     def derive(self, full: bool = False) -> DeriveResult:
         with self._timed("derive"), self.reporter.step("derive", None):
-            self.derived = derive_stage(self.settings, self.layers, full)
+            self.derived = derive_stage(self.settings, self.layers, full, self.lineage.job)
         return self.derived
 
     def reset_from_raw(self) -> None:
@@ -173,6 +188,7 @@ class PipelineRun:
             "bmi_categories": categories,
             "age_bands": bands,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "lineage": self.lineage.summary(),
         }
 
     def _push_metrics(self, exc_type: type[BaseException] | None) -> None:
@@ -208,7 +224,7 @@ def rebuild(settings: Settings, layers: Layers, reporter: Reporter | None = None
     """Refine every raw batch again into empty tables, then derive every person: the full
     re-run incremental runs are checked against, and the way back after a change of rules that
     must apply to old records too."""
-    with PipelineRun(settings, reporter=reporter, layers=layers) as pipeline_run:
+    with PipelineRun(settings, reporter=reporter, layers=layers, job="rebuild") as pipeline_run:
         pipeline_run.reset_from_raw()
         refined = pipeline_run.refine()
         derived = pipeline_run.derive(full=True)

@@ -7,16 +7,19 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 
+import msgspec
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from vitalflow.catalog import MEASURES
-from vitalflow.refine.fastpath import FastPath
+from vitalflow.refine.columnar import POSITION, ObservationColumns
+from vitalflow.refine.fastpath import FastPath, Observation, decode_resource
 from vitalflow.refine.rules import (Rejected, reference_id, standardise_observation,
                                   standardise_patient)
 from vitalflow.reasons import Filtered, Quarantine
 from vitalflow.tables import OBSERVATION, PATIENT, QUARANTINE
-from vitalflow.refine.validation import observation_schema, split_valid
+from vitalflow.refine.validation import observation_contract, split_valid
 
 __all__ = ["Standardiser", "StandardisedBatch", "reference_id", "OBSERVATION_STAGE",
            "PATIENT_STAGE", "QUARANTINE_STAGE"]
@@ -54,7 +57,7 @@ class Standardiser:
         self.scope = {c: MEASURES[c] for c in observation_codes}
         self.excluded = frozenset(excluded_statuses)
         self.max_record_bytes = max_record_bytes
-        self.contract = observation_schema(OBSERVATION_STAGE)
+        self.contract = observation_contract(OBSERVATION_STAGE)
         self.fast = FastPath(self.scope, self.excluded)
         self.translations: dict[tuple[str, str], str] = {}
 
@@ -76,57 +79,89 @@ class Standardiser:
                 gc.enable()
 
     def _run(self, raw: pa.RecordBatch, type_hint: str | None) -> StandardisedBatch:
-        patients: list[tuple] = []
-        observations: list[tuple] = []
-        quarantined: list[dict] = []
-        read: Counter = Counter()
-        filtered: Counter = Counter()
         ids = raw.column("raw_record_id").to_pylist()
-        batch_ids = raw.column("batch_id").to_pylist()
-        # As bytes: no UTF-8 decode into str objects; both decoders and the hash take bytes.
+        # As bytes: no UTF-8 decode into str objects; the decoders and the hash take bytes.
         texts = raw.column("raw_json").cast(pa.large_binary()).to_pylist()
-        decode = self.fast.decode
-        for raw_id, batch_id, text in zip(ids, batch_ids, texts, strict=True):
-            if text is not None and len(text) <= self.max_record_bytes:
-                decoded = decode(text)
-                if decoded is not None:
-                    kind, row = decoded
-                    (observations if kind == "Observation" else patients).append(
-                        _with_lineage(row, raw_id, text))
-                    read[kind] += 1
-                    continue
-            resource_type, resource_id = type_hint or "unknown", None
+        columns = ObservationColumns(self.scope, self.fast.statuses)
+        patients: list[tuple[int, tuple]] = []
+        unusual: list[int] = []
+        for position, text in enumerate(texts):
+            if text is None or len(text) > self.max_record_bytes:
+                unusual.append(position)
+                continue
             try:
-                resource = self._parse(text)
-                resource_type = resource["resourceType"]
-                if resource_type == "Observation":
-                    rid = resource.get("id")
-                    resource_id = rid if isinstance(rid, str) else None
-                    row = standardise_observation(resource, self.scope, self.excluded,
-                                                  self.translations)
-                    observations.append(_with_lineage(row, raw_id, text))
-                elif resource_type == "Patient":
-                    patients.append(_with_lineage(standardise_patient(resource), raw_id, text))
+                resource = decode_resource(text)
+                if type(resource) is Observation:
+                    columns.add(position, resource, text)
                 else:
-                    raise Rejected(Filtered.RESOURCE_NOT_IN_SCOPE, resource_type)
-            except Rejected as rejected:
-                if isinstance(rejected.reason, Filtered):
-                    filtered[(resource_type, str(rejected.reason))] += 1
-                else:
-                    quarantined.append({"raw_record_id": raw_id, "batch_id": batch_id,
+                    patients.append((position, _with_lineage(self.fast.patient(resource)[1],
+                                                             ids[position], text)))
+            except (msgspec.DecodeError, Rejected):
+                unusual.append(position)
+        observations, undecided = columns.rows(raw.column("raw_record_id"), _OBSERVATION_SCHEMA)
+        out = _Outcome(patients=patients)
+        out.read.update({"Observation": observations.num_rows, "Patient": len(patients)})
+        batch_ids = raw.column("batch_id").to_pylist()
+        for position in sorted(unusual + undecided):
+            self._one(out, position, ids[position], batch_ids[position], texts[position],
+                      type_hint)
+        if out.observations:
+            observations = pa.concat_tables([observations, _table(
+                OBSERVATION_STAGE, [row for _, row in out.observations],
+                [position for position, _ in out.observations])])
+            observations = observations.take(pc.sort_indices(observations.column(POSITION)))
+        observations = observations.drop_columns([POSITION])
+        valid, failures = split_valid(observations, self.contract)
+        rejected = observations.take(pa.array([i for i, _, _ in failures], pa.int64())).select(
+            ["observation_id", "raw_record_id"]).to_pylist()
+        for row, (_, reason, detail) in zip(rejected, failures, strict=True):
+            out.quarantined.append({"raw_record_id": row["raw_record_id"],
+                                    "batch_id": row["raw_record_id"].rsplit("-", 1)[0],
+                                    "resource_type": "Observation",
+                                    "resource_id": row["observation_id"], "reason": str(reason),
+                                    "detail": detail})
+        patients = sorted(out.patients)
+        return StandardisedBatch(
+            _table(PATIENT_STAGE, [row for _, row in patients]), valid,
+            pa.Table.from_pylist(out.quarantined, schema=_QUARANTINE_SCHEMA),
+            +out.read, out.filtered)
+
+    def _one(self, out: _Outcome, position: int, raw_id: str, batch_id: str,
+             text: bytes | None, type_hint: str | None) -> None:
+        """A record the set-wise rules left alone: the fast decoder's rules for one record,
+        else the full rules, which name the quarantine or filter reason."""
+        if text is not None and len(text) <= self.max_record_bytes:
+            decoded = self.fast.decode(text)
+            if decoded is not None:
+                kind, row = decoded
+                (out.observations if kind == "Observation" else out.patients).append(
+                    (position, _with_lineage(row, raw_id, text)))
+                out.read[kind] += 1
+                return
+        resource_type, resource_id = type_hint or "unknown", None
+        try:
+            resource = self._parse(text)
+            resource_type = resource["resourceType"]
+            if resource_type == "Observation":
+                rid = resource.get("id")
+                resource_id = rid if isinstance(rid, str) else None
+                row = standardise_observation(resource, self.scope, self.excluded,
+                                              self.translations)
+                out.observations.append((position, _with_lineage(row, raw_id, text)))
+            elif resource_type == "Patient":
+                out.patients.append((position, _with_lineage(standardise_patient(resource),
+                                                             raw_id, text)))
+            else:
+                raise Rejected(Filtered.RESOURCE_NOT_IN_SCOPE, resource_type)
+        except Rejected as rejected:
+            if isinstance(rejected.reason, Filtered):
+                out.filtered[(resource_type, str(rejected.reason))] += 1
+            else:
+                out.quarantined.append({"raw_record_id": raw_id, "batch_id": batch_id,
                                         "resource_type": resource_type,
                                         "resource_id": resource_id, "reason": str(rejected.reason),
                                         "detail": rejected.detail})
-            read[resource_type] += 1
-        valid, failures = split_valid(_table(OBSERVATION_STAGE, observations), self.contract)
-        for index, reason, detail in failures:
-            row = observations[index]
-            quarantined.append({"raw_record_id": row[-1], "batch_id": row[-1].rsplit("-", 1)[0],
-                                "resource_type": "Observation", "resource_id": row[0],
-                                "reason": str(reason), "detail": detail})
-        return StandardisedBatch(_table(PATIENT_STAGE, patients), valid,
-                                 pa.Table.from_pylist(quarantined, schema=_QUARANTINE_SCHEMA),
-                                 read, filtered)
+        out.read[resource_type] += 1
 
     def _parse(self, text: bytes | None) -> dict:
         if text is None:
@@ -143,6 +178,17 @@ class Standardiser:
         return resource
 
 
+@dataclass
+class _Outcome:
+    """What one chunk's records became, rows with their position in the chunk."""
+
+    patients: list[tuple[int, tuple]] = field(default_factory=list)
+    observations: list[tuple[int, tuple]] = field(default_factory=list)
+    quarantined: list[dict] = field(default_factory=list)
+    read: Counter = field(default_factory=Counter)
+    filtered: Counter = field(default_factory=Counter)
+
+
 def _with_lineage(row: tuple, raw_record_id: str, text: bytes) -> tuple:
     return (*row, hashlib.blake2b(text, digest_size=12).hexdigest(), raw_record_id)
 
@@ -152,13 +198,17 @@ def _schema(columns) -> pa.Schema:
 
 
 _QUARANTINE_SCHEMA = _schema(QUARANTINE_STAGE)
+_OBSERVATION_SCHEMA = _schema(OBSERVATION_STAGE)
 
 
-def _table(columns, rows: list[tuple]) -> pa.Table:
-    """Rows (tuples in column order) to an Arrow table, one column at a time."""
+def _table(columns, rows: list[tuple], positions: list[int] | None = None) -> pa.Table:
+    """Rows (tuples in column order) to an Arrow table, one column at a time; with their
+    positions as a last column when given."""
     schema = _schema(columns)
-    if not rows:
-        return schema.empty_table()
-    return pa.Table.from_arrays([pa.array(values, type=field.type)
-                                 for values, field in zip(zip(*rows), schema, strict=True)],
-                                schema=schema)
+    arrays = ([pa.array(values, type=field.type)
+               for values, field in zip(zip(*rows), schema, strict=True)] if rows else
+              [pa.array([], type=field.type) for field in schema])
+    if positions is not None:
+        schema = schema.append(pa.field(POSITION, pa.int64()))
+        arrays.append(pa.array(positions, pa.int64()))
+    return pa.Table.from_arrays(arrays, schema=schema)

@@ -16,7 +16,7 @@ from tests.fhir_factory import observation, patient, write_ndjson
 from vitalflow.config import load_settings
 from vitalflow.refine.dry_run import dry_run
 from vitalflow.generate import generate
-from vitalflow.privacy.cli import filter_command
+from vitalflow.refine.cli import filter_command
 from vitalflow.refine.standardise import OBSERVATION_STAGE, PATIENT_STAGE, Standardiser
 from vitalflow.config import FilterSettings
 from vitalflow.refine.whitelist import (Context, WhitelistError, load_whitelist,

@@ -168,6 +168,12 @@ EDGE_CASES = [
         [{"system": "http://loinc.org", "code": "72514-3"},
          {"system": "http://loinc.org", "code": "39156-5"}],
         [{"system": "http://loinc.org", "code": "72514-3"}], [{"code": "29463-7"}], [])],
+    *[_observation(code={"coding": [{"system": "http://loinc.org", "code": "72514-3"},
+                                    {"system": "http://loinc.org", "code": "bad"}]}, **change)
+      for change in ({}, {"status": "done"}, {"status": "cancelled"}, {"id": " "},
+                     {"valueQuantity": _quantity(unit="stone", code="stone")},
+                     {"effectiveDateTime": "soon"})],
+    _observation(code={"coding": [{"system": "http://loinc.org", "code": "72514-4"}]}),
     _observation(code={"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
                  valueQuantity=_quantity(value=66.9, unit="in", code="[in_i]")),
     _observation(code={"coding": [{"system": "http://loinc.org", "code": "39156-5"}]},

@@ -1,21 +1,16 @@
-"""Decoded Observations standardised as columns: the rules of rules.py applied set-wise in Arrow.
-
-Only what is certain is decided here: a record whose every field has a common shape becomes a
-row; anything else (a blank or unusual id, no in-scope LOINC coding, an unknown unit, a
-reference or date-time of a rarer shape, ...) is handed back by position, to the full
-per-record rules that also name the quarantine or filter reason. tests/test_columnar.py checks
-that the rows equal the full rules' rows record for record.
-"""
+"""Decoded Observations standardised as columns: the rules of rules.py applied set-wise in Arrow."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vitalflow.catalog import LOINC, UCUM, Measure, normalise_unit
+from vitalflow.catalog import LOINC, UCUM, Measure, is_valid_loinc, normalise_unit
 from vitalflow.refine.fastpath import Observation
+from vitalflow.refine.rules import OBSERVATION_STATUSES
 from vitalflow.refine.timestamps import parse_timestamps
 
 # Ids, and the id in a 'Patient/<id>' or 'urn:uuid:<id>' reference, as FHIR defines them: no
@@ -23,15 +18,25 @@ from vitalflow.refine.timestamps import parse_timestamps
 _ID = r"^[A-Za-z0-9.\-]{1,64}$"
 _REFERENCES = {"urn:uuid:": len("urn:uuid:"), "Patient/": len("Patient/")}
 _VERSION_ID = r"^[0-9]{1,18}$"  # rules._VERSION_ID: what fits a bigint, else no version
+_STATUSES = pa.array(sorted(OBSERVATION_STATUSES), pa.string())
 POSITION = "position"  # the record's place in its chunk, to keep the rows in record order
-_FIELDS = (POSITION, "observation_id", "status", "code", "reference", "effective", "value",
-           "unit", "system", "unit_code", "version", "updated", "content_hash")
-_TYPES = {POSITION: pa.int64(), "value": pa.float64()}
+_FIELDS = (POSITION, "observation_id", "status", "code", "other_loinc", "reference",
+           "effective", "value", "unit", "system", "unit_code", "version", "updated",
+           "content_hash")
+_TYPES = {POSITION: pa.int64(), "value": pa.float64(), "other_loinc": pa.bool_()}
 
 
 class ObservationColumns:
     """The fields of fast-decoded Observations gathered as columns (add), then standardised
-    set-wise (rows)."""
+    set-wise (rows).
+
+    Only what is certain is decided here: a record whose every field has a common shape
+    becomes a row; one with a plain id, a known status and only out-of-scope LOINC codes is
+    counted as filtered; anything else (a blank or unusual id, an unknown unit, a reference or
+    date-time of a rarer shape, ...) is handed back by position to the full per-record rules,
+    which also name the quarantine or filter reason. tests/test_columnar.py checks that both
+    give the same, record for record.
+    """
 
     def __init__(self, scope: dict[str, Measure], statuses: frozenset[str]) -> None:
         self.scope = scope
@@ -43,25 +48,29 @@ class ObservationColumns:
 
     def add(self, position: int, obs: Observation, text: bytes) -> None:
         """One decoded record; the only per-record work besides decoding."""
-        for coding in obs.code.coding:  # the first in-scope LOINC coding, as rules._measure
+        codings = obs.code.coding
+        for coding in codings:  # the first in-scope LOINC coding, as rules._measure
             if coding.system == LOINC and coding.code in self.scope:
-                code = coding.code
+                code, other_loinc = coding.code, False
                 break
-        else:
-            code = None
+        else:  # else a valid LOINC code out of scope makes rules._measure filter the record
+            code, other_loinc = None, any(c.system == LOINC and c.code is not None
+                                          and _valid_loinc(c.code) for c in codings)
         quantity, meta = obs.valueQuantity, obs.meta
         self.records.append((
-            position, obs.id, obs.status, code, obs.subject.reference, obs.effectiveDateTime,
+            position, obs.id, obs.status, code, other_loinc, obs.subject.reference,
+            obs.effectiveDateTime,
             quantity.value, quantity.unit, quantity.system, quantity.code,
             None if meta is None else meta.versionId, None if meta is None else meta.lastUpdated,
             hashlib.blake2b(text, digest_size=12).hexdigest()))
 
-    def rows(self, raw_record_ids: pa.Array, schema: pa.Schema) -> tuple[pa.Table, list[int]]:
+    def rows(self, raw_record_ids: pa.Array, schema: pa.Schema
+             ) -> tuple[pa.Table, list[int], int]:
         """(rows in schema order plus POSITION, positions of the records left to the full
-        rules)."""
+        rules, how many records rules._measure filters as code_not_in_scope)."""
         schema = schema.append(pa.field(POSITION, pa.int64()))
         if not len(self):
-            return schema.empty_table(), []
+            return schema.empty_table(), [], 0
         f = {name: pa.array(values, _TYPES.get(name, pa.string()))
              for name, values in zip(_FIELDS, zip(*self.records), strict=True)}
         measure = pc.index_in(f["code"], value_set=pa.array(list(self.scope), pa.string()))
@@ -70,8 +79,12 @@ class ObservationColumns:
         patient_key = _patient_keys(f["reference"])
         effective, effective_parsed = parse_timestamps(f["effective"])
         updated, updated_parsed = parse_timestamps(f["updated"])
+        plain_id = pc.match_substring_regex(f["observation_id"], _ID)
+        # rules.standardise_observation checks the id and the status before the code.
+        out_of_scope = _all(plain_id, pc.is_in(f["status"], value_set=_STATUSES),
+                            f["other_loinc"])
         certain = _all(
-            pc.match_substring_regex(f["observation_id"], _ID),
+            plain_id,
             pc.is_in(f["status"], value_set=pa.array(sorted(self.statuses), pa.string())),
             pc.is_valid(measure),
             pc.is_finite(f["value"]),
@@ -101,7 +114,9 @@ class ObservationColumns:
         }
         columns[POSITION] = f[POSITION]
         table = pa.table([columns[field.name] for field in schema], schema=schema)
-        return table.filter(certain), pc.filter(f[POSITION], pc.invert(certain)).to_pylist()
+        undecided = pc.invert(pc.or_(certain, out_of_scope))
+        return (table.filter(certain), pc.filter(f[POSITION], undecided).to_pylist(),
+                pc.sum(out_of_scope).as_py() or 0)
 
     def _factors(self, code: pa.Array, source_unit: pa.Array) -> pa.Array:
         """Measure.to_canonical's factor, looked up once per distinct (code, unit) pair; null
@@ -117,6 +132,11 @@ class ObservationColumns:
             code_text, unit = pair.split("\x1f", 1)
             factors.append(self.scope[code_text].factors.get(normalise_unit(unit)))
         return pc.take(pa.array(factors, pa.float64()), pc.index_in(pairs, value_set=distinct))
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_loinc(code: str) -> bool:
+    return is_valid_loinc(code)
 
 
 def _source_unit(system: pa.Array, code: pa.Array, unit: pa.Array) -> pa.Array:

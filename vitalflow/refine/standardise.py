@@ -98,9 +98,12 @@ class Standardiser:
                                                              ids[position], text)))
             except (msgspec.DecodeError, Rejected):
                 unusual.append(position)
-        observations, undecided = columns.rows(raw.column("raw_record_id"), _OBSERVATION_SCHEMA)
+        observations, undecided, out_of_scope = columns.rows(raw.column("raw_record_id"),
+                                                             _OBSERVATION_SCHEMA)
         out = _Outcome(patients=patients)
-        out.read.update({"Observation": observations.num_rows, "Patient": len(patients)})
+        out.read.update({"Observation": observations.num_rows + out_of_scope,
+                         "Patient": len(patients)})
+        out.filtered[("Observation", str(Filtered.CODE_NOT_IN_SCOPE))] += out_of_scope
         batch_ids = raw.column("batch_id").to_pylist()
         for position in sorted(unusual + undecided):
             self._one(out, position, ids[position], batch_ids[position], texts[position],
@@ -124,7 +127,7 @@ class Standardiser:
         return StandardisedBatch(
             _table(PATIENT_STAGE, [row for _, row in patients]), valid,
             pa.Table.from_pylist(out.quarantined, schema=_QUARANTINE_SCHEMA),
-            +out.read, out.filtered)
+            +out.read, +out.filtered)
 
     def _one(self, out: _Outcome, position: int, raw_id: str, batch_id: str,
              text: bytes | None, type_hint: str | None) -> None:

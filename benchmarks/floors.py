@@ -40,7 +40,7 @@ _KEY = "regexp_replace({}, '^(urn:uuid:|Patient/)', '')"
 FLOOR_OBSERVATION = Table(
     "bench", "floor_observation", "Scratch table of the floor: the fields derive needs.",
     owner="bench",
-    columns=(Column("observation_id", "text", "Observation.id"),
+    columns=(Column("observation_id", "text", "Observation.id", nullable=False),
              Column("patient_key", "text", "Observation.subject as an id"),
              Column("measure", "text", "measure of the LOINC code"),
              Column("value", "float", "valueQuantity.value"),
@@ -50,7 +50,7 @@ FLOOR_OBSERVATION = Table(
 FLOOR_PATIENT = Table(
     "bench", "floor_patient", "Scratch table of the floor: the patients' demographics.",
     owner="bench",
-    columns=(Column("patient_key", "text", "Patient.id"),
+    columns=(Column("patient_key", "text", "Patient.id", nullable=False),
              Column("gender", "text", "Patient.gender"),
              Column("birth_date", "date", "Patient.birthDate")),
     primary_key=("patient_key",))
@@ -96,7 +96,7 @@ def read_inputs(input_dir: Path) -> tuple[pa.Table, pa.Table]:
 
 
 def _as(data: pa.Table, table: Table) -> pa.Table:
-    return data.cast(pa.schema([pa.field(c.name, c.arrow_type) for c in table.columns]))
+    return data.cast(table.arrow_schema)  # a key is required where the engine needs one
 
 
 def _binary_copy(engine, table: Table, data: pa.Table) -> None:

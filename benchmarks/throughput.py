@@ -298,7 +298,8 @@ def _target_line(results: list[dict]) -> str:
     target = next((r for r in results if r["dataset"] == TARGET_DATASET and "error" not in r),
                   None)
     goal = (f"≥ {TARGET_OBS_PER_SECOND:,} observations/s end-to-end on {TARGET_DATASET}, "
-            f"≤ {TARGET_X_FLOOR:.0f}× the floor, peak RSS < {TARGET_PEAK_RSS_MIB / 1024:.1f} GiB")
+            f"≤ {TARGET_X_FLOOR:.0f}× the floor, "
+            f"peak RSS < {TARGET_PEAK_RSS_MIB / 1024:.1f} GiB")
     if target is None:
         return f"Target ({goal}): not measured in this run."
     end_to_end = next(r for r in rows(target) if r.stage == "end-to-end")

@@ -206,17 +206,19 @@ def test_every_edge_case_alone():
 def test_date_times_equal_parse_datetime():
     """Many values in and near the shapes the set-wise parser takes."""
     generator = random.Random(11)
+    years = ["0001", "0002", "1900", "2000", "2023", "2100", "9998", "9999"]
+
+    def two(high: int) -> str:
+        return f"{generator.randint(0, high):02d}"
+
     values = list(DATE_TIMES)
     for _ in range(20_000):
-        text = (f"{generator.choice(['0001', '0002', '1900', '2000', '2023', '2100', '9998', '9999'])}"
-                f"-{generator.randint(0, 13):02d}-{generator.randint(0, 32):02d}")
+        text = f"{generator.choice(years)}-{two(13)}-{two(32)}"
         if generator.random() < 0.8:
-            text += (f"T{generator.randint(0, 24):02d}:{generator.randint(0, 60):02d}:"
-                     f"{generator.randint(0, 60):02d}")
+            text += f"T{two(24)}:{two(60)}:{two(60)}"
             if generator.random() < 0.5:
                 text += "." + "".join(generator.choices("0123456789", k=generator.randint(0, 7)))
-            text += generator.choice(["", "Z", f"{generator.choice('+-')}"
-                                      f"{generator.randint(0, 24):02d}:{generator.randint(0, 60):02d}"])
+            text += generator.choice(["", "Z", f"{generator.choice('+-')}{two(24)}:{two(60)}"])
         values.append(text)
     stamps, parsed = parse_timestamps(pa.array(values, pa.string()))
     taken = 0

@@ -59,8 +59,7 @@ class ObservationColumns:
         quantity, meta = obs.valueQuantity, obs.meta
         self.records.append((
             position, obs.id, obs.status, code, other_loinc, obs.subject.reference,
-            obs.effectiveDateTime,
-            quantity.value, quantity.unit, quantity.system, quantity.code,
+            obs.effectiveDateTime, quantity.value, quantity.unit, quantity.system, quantity.code,
             None if meta is None else meta.versionId, None if meta is None else meta.lastUpdated,
             hashlib.blake2b(text, digest_size=12).hexdigest()))
 

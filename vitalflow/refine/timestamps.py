@@ -1,4 +1,4 @@
-"""FHIR date-times parsed set-wise in Arrow, for the shapes where that equals rules.parse_datetime."""
+"""FHIR date-times parsed set-wise in Arrow, in the shapes where that equals parse_datetime."""
 
 from __future__ import annotations
 

@@ -231,11 +231,14 @@ def _as_text(table: Table, column: str) -> str:
 
 
 def _text_timestamps(data: pa.Table) -> pa.Table:
-    """Timestamps as ISO text: Arrow's CSV writer formats them some 50 times slower."""
+    """Timestamps as ISO text: Arrow's CSV writer, and strftime on a zoned type, format them
+    some 20 to 50 times slower than a cast of the same instants without a zone."""
     for index, field in enumerate(data.schema):
         if pa.types.is_timestamp(field.type):
-            # %S carries the fraction of a second at the column's resolution.
-            text = pc.strftime(data.column(index), format="%Y-%m-%dT%H:%M:%S" +
-                               ("%z" if field.type.tz else ""))
+            # The naive cast prints the instant as stored (UTC for a zoned type) with the
+            # fraction at the column's resolution; '+00' says it is UTC.
+            text = data.column(index).cast(pa.timestamp(field.type.unit)).cast(pa.string())
+            if field.type.tz:
+                text = pc.binary_join_element_wise(text, "+00", "")
             data = data.set_column(index, field.name, text)
     return data

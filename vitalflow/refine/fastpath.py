@@ -37,7 +37,7 @@ class _Meta(msgspec.Struct):
     lastUpdated: str | None = None  # noqa: N815
 
 
-class _Observation(msgspec.Struct, tag_field="resourceType", tag="Observation"):
+class Observation(msgspec.Struct, tag_field="resourceType", tag="Observation"):
     id: str
     status: str
     code: _Concept
@@ -47,7 +47,7 @@ class _Observation(msgspec.Struct, tag_field="resourceType", tag="Observation"):
     meta: _Meta | None = None
 
 
-class _Patient(msgspec.Struct, tag_field="resourceType", tag="Patient"):
+class Patient(msgspec.Struct, tag_field="resourceType", tag="Patient"):
     id: str
     gender: str | None = None
     birthDate: str | None = None  # noqa: N815
@@ -55,7 +55,8 @@ class _Patient(msgspec.Struct, tag_field="resourceType", tag="Patient"):
     meta: _Meta | None = None
 
 
-_decoder = msgspec.json.Decoder(_Observation | _Patient)
+# Raises msgspec.DecodeError for anything else; refine/columnar.py reads Observations as columns.
+decode_resource = msgspec.json.Decoder(Observation | Patient).decode
 
 
 class FastPath:
@@ -73,15 +74,15 @@ class FastPath:
 
     def decode(self, text: bytes) -> tuple[str, tuple] | None:
         try:
-            resource = _decoder.decode(text)
-            if type(resource) is _Observation:
+            resource = decode_resource(text)
+            if type(resource) is Observation:
                 return self._observation(resource)
-            return self._patient(resource)
+            return self.patient(resource)
         # Anything unusual, expected or not, goes to the full checks, which name the reason.
         except Exception:  # noqa: BLE001
             return None
 
-    def _observation(self, obs: _Observation) -> tuple[str, tuple] | None:
+    def _observation(self, obs: Observation) -> tuple[str, tuple] | None:
         if obs.status not in self.statuses or not obs.id.strip():
             return None
         for coding in obs.code.coding:
@@ -103,7 +104,7 @@ class FastPath:
                                                 self.latest),
                                obs.status, version, updated)
 
-    def _patient(self, patient: _Patient) -> tuple[str, tuple]:
+    def patient(self, patient: Patient) -> tuple[str, tuple]:
         meta = patient.meta
         return "Patient", patient_row(patient.id, patient.gender, patient.birthDate,
                                       patient.deceasedDateTime,

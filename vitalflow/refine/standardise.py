@@ -11,15 +11,17 @@ from datetime import timedelta
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from vitalflow.catalog import MEASURES
-from vitalflow.refine.fastpath import FastPath
-from vitalflow.refine.rules import (DEFAULT_FUTURE_TOLERANCE, Rejected, latest_effective,
-                                  reference_id, standardise_observation, standardise_patient)
+from vitalflow.refine.columnar import POSITION, ObservationColumns
+from vitalflow.refine.fastpath import FastPath, Observation, decode_resource
 from vitalflow.ingest.store import TRUNCATED_MARKER
+from vitalflow.refine.rules import (DEFAULT_FUTURE_TOLERANCE, Rejected, latest_effective,
+                                    reference_id, standardise_observation, standardise_patient)
 from vitalflow.reasons import Filtered, Quarantine
 from vitalflow.tables import OBSERVATION, PATIENT, QUARANTINE
-from vitalflow.refine.validation import observation_schema, split_valid
+from vitalflow.refine.validation import observation_contract, split_valid
 
 __all__ = ["Standardiser", "StandardisedBatch", "reference_id", "OBSERVATION_STAGE",
            "PATIENT_STAGE", "QUARANTINE_STAGE"]
@@ -30,6 +32,7 @@ PATIENT_STAGE = [c for c in PATIENT.columns if c.name not in _DB_COLUMNS | {"per
 OBSERVATION_STAGE = [c for c in OBSERVATION.columns if c.name not in _DB_COLUMNS | {
     "code_system_version", "mapping_equivalence", "source_coding"}]
 QUARANTINE_STAGE = [c for c in QUARANTINE.columns if c.name != "quarantined_at"]
+
 
 # Deepest nesting of arrays and objects a record may have (the resource itself is level 1);
 # FHIR's deepest real shapes (extensions of extensions) stay far below it, and the decoders
@@ -72,8 +75,8 @@ class Standardiser:
         self.scope = {c: MEASURES[c] for c in observation_codes}
         self.excluded = frozenset(excluded_statuses)
         self.max_record_bytes = max_record_bytes
-        self.contract = observation_schema(OBSERVATION_STAGE)
-        # One instant per run, so both decoders judge every record against the same time.
+        self.contract = observation_contract(OBSERVATION_STAGE)
+        # One instant per run, so every path judges every record against the same time.
         self.latest = latest_effective(future_tolerance)
         self.fast = FastPath(self.scope, self.excluded, self.latest)
         self.translations: dict[tuple[str, str], str] = {}
@@ -96,68 +99,102 @@ class Standardiser:
                 gc.enable()
 
     def _run(self, raw: pa.RecordBatch, type_hint: str | None) -> StandardisedBatch:
-        patients: list[tuple] = []
-        observations: list[tuple] = []
-        quarantined: list[dict] = []
-        read: Counter = Counter()
-        filtered: Counter = Counter()
         ids = raw.column("raw_record_id").to_pylist()
-        batch_ids = raw.column("batch_id").to_pylist()
-        # As bytes: no UTF-8 decode into str objects; both decoders and the hash take bytes.
+        # As bytes: no UTF-8 decode into str objects; the decoders and the hash take bytes.
         texts = raw.column("raw_json").cast(pa.large_binary()).to_pylist()
-        blobs = raw.column("raw_bytes")
-        decode = self.fast.decode
-        for index, (raw_id, batch_id, text) in enumerate(zip(ids, batch_ids, texts,
-                                                              strict=True)):
-            if (text is not None and len(text) <= self.max_record_bytes
-                    and not _too_deep(text)):
-                decoded = decode(text)
-                if decoded is not None:
-                    kind, row = decoded
-                    (observations if kind == "Observation" else patients).append(
-                        _with_lineage(row, raw_id, text))
-                    read[kind] += 1
-                    continue
-            resource_type, resource_id = type_hint or "unknown", None
+        columns = ObservationColumns(self.scope, self.fast.statuses, self.latest)
+        patients: list[tuple[int, tuple]] = []
+        unusual: list[int] = []
+        for position, text in enumerate(texts):
+            if text is None or len(text) > self.max_record_bytes or _too_deep(text):
+                unusual.append(position)
+                continue
             try:
-                resource = self._parse(text, blobs[index].as_py() if text is None else None)
-                resource_type = resource["resourceType"]
-                if resource_type == "Observation":
-                    rid = resource.get("id")
-                    resource_id = rid if isinstance(rid, str) else None
-                    row = standardise_observation(resource, self.scope, self.excluded,
-                                                  self.translations, self.latest)
-                    observations.append(_with_lineage(row, raw_id, text))
-                elif resource_type == "Patient":
-                    patients.append(_with_lineage(standardise_patient(resource), raw_id, text))
+                resource = decode_resource(text)
+                if type(resource) is Observation:
+                    columns.add(position, resource, text)
                 else:
-                    raise Rejected(Filtered.RESOURCE_NOT_IN_SCOPE, resource_type)
-            except Rejected as rejected:
-                if isinstance(rejected.reason, Filtered):
-                    filtered[(resource_type, str(rejected.reason))] += 1
-                else:
-                    quarantined.append({"raw_record_id": raw_id, "batch_id": batch_id,
+                    patients.append((position, _with_lineage(self.fast.patient(resource)[1],
+                                                             ids[position], text)))
+            # Anything unusual, expected or not, goes to the full rules, which name the reason.
+            except Exception:  # noqa: BLE001
+                unusual.append(position)
+        observations, undecided, out_of_scope = columns.rows(raw.column("raw_record_id"),
+                                                             _OBSERVATION_SCHEMA)
+        out = _Outcome(patients=patients)
+        out.read.update({"Observation": observations.num_rows + out_of_scope,
+                         "Patient": len(patients)})
+        out.filtered[("Observation", str(Filtered.CODE_NOT_IN_SCOPE))] += out_of_scope
+        batch_ids = raw.column("batch_id").to_pylist()
+        blobs = raw.column("raw_bytes")
+        for position in sorted(unusual + undecided):
+            self._one(out, position, ids[position], batch_ids[position], texts[position],
+                      blobs[position].as_py() if texts[position] is None else None, type_hint)
+        if out.observations:
+            observations = pa.concat_tables([observations, _table(
+                OBSERVATION_STAGE, [row for _, row in out.observations],
+                [position for position, _ in out.observations])])
+            observations = observations.take(pc.sort_indices(observations.column(POSITION)))
+        observations = observations.drop_columns([POSITION])
+        valid, failures = split_valid(observations, self.contract)
+        rejected = observations.take(pa.array([i for i, _, _ in failures], pa.int64())).select(
+            ["observation_id", "raw_record_id"]).to_pylist()
+        for row, (_, reason, detail) in zip(rejected, failures, strict=True):
+            out.quarantined.append({"raw_record_id": row["raw_record_id"],
+                                    "batch_id": row["raw_record_id"].rsplit("-", 1)[0],
+                                    "resource_type": "Observation",
+                                    "resource_id": row["observation_id"], "reason": str(reason),
+                                    "detail": detail})
+        patients = sorted(out.patients)
+        return StandardisedBatch(
+            _table(PATIENT_STAGE, [row for _, row in patients]), valid,
+            pa.Table.from_pylist(out.quarantined, schema=_QUARANTINE_SCHEMA),
+            +out.read, +out.filtered)
+
+    def _one(self, out: _Outcome, position: int, raw_id: str, batch_id: str,
+             text: bytes | None, blob: bytes | None, type_hint: str | None) -> None:
+        """A record the set-wise rules left alone: the fast decoder's rules for one record,
+        else the full rules, which name the quarantine or filter reason."""
+        if text is not None and len(text) <= self.max_record_bytes and not _too_deep(text):
+            decoded = self.fast.decode(text)
+            if decoded is not None:
+                kind, row = decoded
+                (out.observations if kind == "Observation" else out.patients).append(
+                    (position, _with_lineage(row, raw_id, text)))
+                out.read[kind] += 1
+                return
+        resource_type, resource_id = type_hint or "unknown", None
+        try:
+            resource = self._parse(text, blob)
+            resource_type = resource["resourceType"]
+            if resource_type == "Observation":
+                rid = resource.get("id")
+                resource_id = rid if isinstance(rid, str) else None
+                row = standardise_observation(resource, self.scope, self.excluded,
+                                              self.translations, self.latest)
+                out.observations.append((position, _with_lineage(row, raw_id, text)))
+            elif resource_type == "Patient":
+                out.patients.append((position, _with_lineage(standardise_patient(resource),
+                                                             raw_id, text)))
+            else:
+                raise Rejected(Filtered.RESOURCE_NOT_IN_SCOPE, resource_type)
+        except Rejected as rejected:
+            if isinstance(rejected.reason, Filtered):
+                out.filtered[(resource_type, str(rejected.reason))] += 1
+            else:
+                out.quarantined.append({"raw_record_id": raw_id, "batch_id": batch_id,
                                         "resource_type": resource_type,
                                         "resource_id": resource_id, "reason": str(rejected.reason),
                                         "detail": rejected.detail})
-            # Whatever a rule did not foresee costs this record, never the run (the batch stays
-            # in raw, so a raised error would fail every later run too). The message may quote
-            # the record: only the error's type is kept.
-            except Exception as exc:  # noqa: BLE001
-                quarantined.append({"raw_record_id": raw_id, "batch_id": batch_id,
+        # Whatever a rule did not foresee costs this record, never the run (the batch stays in
+        # raw, so a raised error would fail every later run too). The message may quote the
+        # record: only the error's type is kept.
+        except Exception as exc:  # noqa: BLE001
+            out.quarantined.append({"raw_record_id": raw_id, "batch_id": batch_id,
                                     "resource_type": resource_type, "resource_id": resource_id,
                                     "reason": str(Quarantine.UNPROCESSABLE_RECORD),
                                     "detail": f"{type(exc).__name__} while standardising"})
-            read[resource_type] += 1
-        valid, failures = split_valid(_table(OBSERVATION_STAGE, observations), self.contract)
-        for index, reason, detail in failures:
-            row = observations[index]
-            quarantined.append({"raw_record_id": row[-1], "batch_id": row[-1].rsplit("-", 1)[0],
-                                "resource_type": "Observation", "resource_id": row[0],
-                                "reason": str(reason), "detail": detail})
-        return StandardisedBatch(_table(PATIENT_STAGE, patients), valid,
-                                 pa.Table.from_pylist(quarantined, schema=_QUARANTINE_SCHEMA),
-                                 read, filtered)
+        out.read[resource_type] += 1
 
     def _parse(self, text: bytes | None, blob: bytes | None = None) -> dict:
         if text is None and blob and blob.startswith(TRUNCATED_MARKER):
@@ -178,6 +215,17 @@ class Standardiser:
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise Rejected(Quarantine.NOT_A_RESOURCE, "JSON is not an object with a resourceType")
         return resource
+
+
+@dataclass
+class _Outcome:
+    """What one chunk's records became, rows with their position in the chunk."""
+
+    patients: list[tuple[int, tuple]] = field(default_factory=list)
+    observations: list[tuple[int, tuple]] = field(default_factory=list)
+    quarantined: list[dict] = field(default_factory=list)
+    read: Counter = field(default_factory=Counter)
+    filtered: Counter = field(default_factory=Counter)
 
 
 def _too_deep(text: bytes) -> bool:
@@ -202,13 +250,17 @@ def _schema(columns) -> pa.Schema:
 
 
 _QUARANTINE_SCHEMA = _schema(QUARANTINE_STAGE)
+_OBSERVATION_SCHEMA = _schema(OBSERVATION_STAGE)
 
 
-def _table(columns, rows: list[tuple]) -> pa.Table:
-    """Rows (tuples in column order) to an Arrow table, one column at a time."""
+def _table(columns, rows: list[tuple], positions: list[int] | None = None) -> pa.Table:
+    """Rows (tuples in column order) to an Arrow table, one column at a time; with their
+    positions as a last column when given."""
     schema = _schema(columns)
-    if not rows:
-        return schema.empty_table()
-    return pa.Table.from_arrays([pa.array(values, type=field.type)
-                                 for values, field in zip(zip(*rows), schema, strict=True)],
-                                schema=schema)
+    arrays = ([pa.array(values, type=field.type)
+               for values, field in zip(zip(*rows), schema, strict=True)] if rows else
+              [pa.array([], type=field.type) for field in schema])
+    if positions is not None:
+        schema = schema.append(pa.field(POSITION, pa.int64()))
+        arrays.append(pa.array(positions, pa.int64()))
+    return pa.Table.from_arrays(arrays, schema=schema)

@@ -232,3 +232,24 @@ def test_lost_pipeline_events_keep_the_data_and_a_run_without_its_start_does_not
     layers.close()
     with psycopg.connect(settings.database.url) as conn:
         assert conn.execute("SELECT count(*) FROM meta.run").fetchone()[0] == 2
+
+
+def test_every_sql_query_is_recorded_with_its_user_and_rows(ran):
+    from vitalflow.sql.policy import QueryRefused
+    from vitalflow.sql.service import SqlService
+
+    settings, _ = ran
+    service = SqlService(settings)
+    try:
+        result = service.query("SELECT count(*) AS n FROM derived.patient_bmi_latest",
+                               user="ana", role="analyst")
+        with pytest.raises(QueryRefused):
+            service.query("SELECT * FROM identity.patient_identity", user="ana",
+                          role="analyst")
+    finally:
+        service.close()
+    recorded = events(settings.database.url, "data.query")
+    assert [e["outcome"] for e in recorded] == ["started", "succeeded", "started", "failed"]
+    assert all(e["app_user"] == "ana" for e in recorded)
+    assert recorded[1]["counts"] == {"rows": result.table.num_rows}
+    assert "identity" not in json.dumps(recorded)  # statements are named by their hash only

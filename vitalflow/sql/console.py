@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from vitalflow.monitoring.exposition import instrument
 from vitalflow.config import Settings
 from vitalflow.sql.catalog import readable
 from vitalflow.sql.duck import EngineError, QueryTimeout
@@ -143,6 +144,7 @@ def create_app(settings: Settings, profile: str | None = None,
                   description="Read-only SQL over the refined and derived layers. Log in with "
                   "POST /api/login (cookie) or send `Authorization: Bearer <token>` "
                   "(`vitalflow sql-users token NAME`).")
+    instrument(app, "sql_console")  # /metrics for Prometheus (docs/monitoring.md)
     users = UserStore.from_settings(settings)
     sessions = Sessions()
     saved = SavedQueries(settings.paths.root / "sql" / "saved_queries.json")

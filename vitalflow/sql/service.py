@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from vitalflow.config import Settings
 from vitalflow.sql.catalog import ANALYST, check_role
 from vitalflow.sql.duck import DuckDBEngine, EngineError, QueryTimeout
 from vitalflow.sql.policy import HIDDEN_COUNT, QueryInvalid, QueryRefused, check
+from vitalflow.audit.trail import AuditTrail
 from vitalflow.sql.querylog import QueryLog, QueryRecord
 from vitalflow.sql.settings import ENGINES
 
@@ -78,6 +80,19 @@ class SqlService:
             self.log.write(QueryRecord(started, user, role, engine_name, self.profile, sql, rows,
                                        (time.perf_counter() - clock) * 1000, outcome, message))
 
+        # Data access fails closed: no audit event, no query (docs/audit.md). The statement is
+        # kept in meta.query_log; the trail names it by its hash.
+        audit = AuditTrail(self.settings, self.log.control_url, app_user=user).action(
+            "data.query", params={"engine": engine_name, "role": role, "profile": self.profile,
+                                  "statement_sha256": hashlib.sha256(sql.encode()).hexdigest()})
+        with audit as counts:
+            result = self._query(sql, role, engine_name, dialect, record)
+            counts["rows"] = result.table.num_rows
+        return result
+
+    def _query(self, sql: str, role: str, engine_name: str, dialect: str | None,
+               record) -> QueryResult:
+        clock = time.perf_counter()
         try:
             result = self._run(sql, role, engine_name, dialect or self.settings.sql.dialect)
         except QueryRefused as exc:

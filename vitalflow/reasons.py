@@ -20,7 +20,7 @@ class Quarantine(StrEnum):
     OUT_OF_RANGE = "out_of_range"  # physiologically impossible after conversion
     MISSING_EFFECTIVE = "missing_effective"
     INVALID_DATE = "invalid_date"
-    IMPLAUSIBLE_DATE = "implausible_date"  # effective time after now + refine.future_tolerance_hours
+    IMPLAUSIBLE_DATE = "implausible_date"  # after now + tolerance, or before the birth date
     INVALID_STATUS = "invalid_status"
     INVALID_GENDER = "invalid_gender"
     RECORD_TOO_LARGE = "record_too_large"
@@ -61,7 +61,8 @@ DESCRIPTIONS: dict[str, str] = {
     "effectivePeriod.start.",
     Quarantine.INVALID_DATE: "A date or time that cannot be read, or a birth date in the future.",
     Quarantine.IMPLAUSIBLE_DATE: "The effective time is later than now plus "
-    "refine.future_tolerance_hours: a measurement cannot come from the future.",
+    "refine.future_tolerance_hours, or before the patient's birth date as refined (generalised "
+    "to the year by default): a measurement cannot come from the future or before birth.",
     Quarantine.INVALID_STATUS: "Observation.status is not an observation-status code.",
     Quarantine.INVALID_GENDER: "Patient.gender is not an administrative-gender code.",
     Quarantine.RECORD_TOO_LARGE: "The record is larger than the pipeline accepts.",

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from vitalflow.refine.run import RefineResult
 
 _ORPHAN_DETAIL = "subject is not a refined patient; refined automatically when it arrives"
+_UNBORN_DETAIL = "effective time is before the patient's birth date (as refined)"
 _RANK_COLUMNS = ["version", "last_updated", "content_hash"]
 # Newest version wins: versionId, then lastUpdated, then the content hash as a stable tie-break,
 # so the outcome does not depend on the order records arrive in.
@@ -71,8 +72,11 @@ class Merge:
             self.staged.table("observations", _stage_schema(OBSERVATION)), "observation_id")
         known = self._known_patients(observations, patients)
         is_known = pc.is_in(observations.column("patient_key"), known)
-        written_observations = self._write_newer(OBSERVATION, observations.filter(is_known),
-                                                 track_moves=True).num_rows
+        born = observations.filter(is_known)
+        unborn = self._before_birth(born)
+        born = born.filter(pc.invert(pc.is_in(born.column("observation_id"),
+                                              unborn.column("observation_id"))))
+        written_observations = self._write_newer(OBSERVATION, born, track_moves=True).num_rows
         orphans = observations.filter(pc.invert(is_known))
         # Only the orphans written are quarantined: an exact copy of one parked earlier is a
         # duplicate, and its quarantine row would outlive the promotion.
@@ -80,7 +84,9 @@ class Merge:
         parked = parked_rows.num_rows
         quarantine = pa.concat_tables([
             self.staged.table("quarantine", _stage_schema(QUARANTINE)),
-            _orphan_quarantine(parked_rows)], promote_options="permissive")
+            _quarantine_rows(parked_rows, Quarantine.UNKNOWN_PATIENT, _ORPHAN_DETAIL),
+            _quarantine_rows(unborn, Quarantine.IMPLAUSIBLE_DATE, _UNBORN_DETAIL)],
+            promote_options="permissive")
         promoted = self._promote()
         quarantine = quarantine.filter(pc.invert(pc.is_in(
             quarantine.column("raw_record_id"), promoted.column("raw_record_id"))))
@@ -88,12 +94,14 @@ class Merge:
         result.promoted_orphans = self._forget_promoted(promoted)
         if parked:
             result.quarantine_reasons[str(Quarantine.UNKNOWN_PATIENT)] += parked
+        if unborn.num_rows:
+            result.quarantine_reasons[str(Quarantine.IMPLAUSIBLE_DATE)] += unborn.num_rows
         for resource_type, refined in (("Patient", written_patients),
                                        ("Observation", written_observations)):
             counts = result.resource(resource_type)
             counts.refined = refined
             if resource_type == "Observation":
-                counts.quarantined += parked
+                counts.quarantined += parked + unborn.num_rows
             counts.duplicates = (counts.read - counts.refined - counts.quarantined
                                  - counts.filtered - counts.pending)
 
@@ -140,6 +148,17 @@ class Merge:
         return rows.append_column("change_seq", pa.array([self.seq] * rows.num_rows, pa.int64())
                                   ).append_column("refined_at", pa.array(
                                       [self.now] * rows.num_rows, pa.timestamp("us", "UTC")))
+
+    def _before_birth(self, observations: pa.Table) -> pa.Table:
+        """Observations taken before their patient's (stored, generalised) birth date: the
+        patient rows of this run are written by now, so the stored ones are current."""
+        if not observations.num_rows:
+            return observations
+        births = self.refined.read(PATIENT, ["patient_key", "birth_date"], where=[  # noqa: F841
+            ("patient_key", "in", pc.unique(observations.column("patient_key")))])
+        return self.db.execute("""
+            SELECT o.* FROM observations o JOIN births b USING (patient_key)
+             WHERE o.effective_at::date < b.birth_date""").arrow().read_all()
 
     def _known_patients(self, observations: pa.Table, patients: pa.Table) -> pa.Array:
         wanted = pc.unique(observations.column("patient_key"))
@@ -194,13 +213,13 @@ def _stage_schema(table: Table) -> pa.Schema:
                       if f.name not in ("change_seq", "refined_at", "quarantined_at")])
 
 
-def _orphan_quarantine(orphans: pa.Table) -> pa.Table:
-    ids = orphans.column("raw_record_id")
+def _quarantine_rows(rows: pa.Table, reason: Quarantine, detail: str) -> pa.Table:
+    ids = rows.column("raw_record_id")
     return pa.table({
         "raw_record_id": ids,
         "batch_id": pc.list_element(pc.split_pattern(ids, "-", max_splits=1), 0),
-        "resource_type": pa.array(["Observation"] * orphans.num_rows),
-        "resource_id": orphans.column("observation_id"),
-        "reason": pa.array([str(Quarantine.UNKNOWN_PATIENT)] * orphans.num_rows),
-        "detail": pa.array([_ORPHAN_DETAIL] * orphans.num_rows),
+        "resource_type": pa.array(["Observation"] * rows.num_rows),
+        "resource_id": rows.column("observation_id"),
+        "reason": pa.array([str(reason)] * rows.num_rows),
+        "detail": pa.array([detail] * rows.num_rows),
     }, schema=_stage_schema(QUARANTINE))

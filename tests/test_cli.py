@@ -23,6 +23,15 @@ def vitalflow(*args: str, env: dict, check: bool = True) -> subprocess.Completed
     return result
 
 
+def service_state(status: str, service: str) -> str:
+    """The state cell of a service's row in the `services status` table."""
+    for line in status.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
+        if cells[0] == service:
+            return cells[1]
+    raise AssertionError(f"no row for {service} in:\n{status}")
+
+
 def test_run_json_reports_reconciled_counts(settings, tmp_path):
     env = {**os.environ, "VITALFLOW__DATABASE__URL": settings.database.url,
            "VITALFLOW__PATHS__HOME": str(tmp_path / "home")}
@@ -49,11 +58,15 @@ def test_embedded_services_and_default_sample(tmp_path):
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         assert "passfile=" in summary["database_url"]
         assert summary["counts"]["Patient"]["read"] >= 30
-        status = vitalflow("services", "status", env=env)
-        assert "running" in status.stdout
+        # the installed console script, as a user types it
+        script = Path(sys.executable).with_name("vitalflow")
+        status = subprocess.run([str(script), "services", "status"], env=env,
+                                capture_output=True, text=True, timeout=600, check=True)
+        assert service_state(status.stdout, "postgres (embedded)") == "running"
     finally:
         vitalflow("services", "down", env=env)
-    assert "stopped" in vitalflow("services", "status", env=env).stdout
+    stopped = vitalflow("services", "status", env=env).stdout
+    assert service_state(stopped, "postgres (embedded)") == "stopped"
 
 
 def test_unreachable_database_is_a_clear_error(tmp_path):

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import os
 
+from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
+
 from flows.pipeline import vitalflow_pipeline
 from vitalflow.config import load_settings
 
 
-def main() -> None:
+def deployment() -> RunnerDeployment:
+    """The nightly deployment: schedule from VITALFLOW_CRON, input from VITALFLOW_INPUT."""
     settings = load_settings()
     input_path = os.environ.get("VITALFLOW_INPUT", str(settings.paths.root / "sample"))
-    vitalflow_pipeline.serve(
+    return vitalflow_pipeline.to_deployment(
         name="vitalflow-nightly",
         cron=os.environ.get("VITALFLOW_CRON", "0 2 * * *"),
         parameters={"input_path": input_path},
         description="Ingest new files, refine, update derived tables.",
     )
+
+
+def main() -> None:
+    serve(deployment())
 
 
 if __name__ == "__main__":

@@ -21,10 +21,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/vitalflow run $(if $(INPUT),--input $(INPUT))
 
-## Unit, integration (embedded PostgreSQL started by the tests) and flow tests.
+## Unit, integration (embedded PostgreSQL started by the tests) and flow tests, under coverage
+## (subprocesses too); below [tool.coverage.report] fail_under in pyproject.toml it fails.
 test: $(STAMP)
 	@mkdir -p $(PREFECT_HOME)
-	$(BIN)/python -m pytest
+	rm -f .coverage .coverage.*
+	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/python -m coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m coverage combine -q
+	$(BIN)/python -m coverage report
 
 ## Local Prefect server (http://127.0.0.1:4200) with the scheduled deployment.
 serve: $(STAMP)

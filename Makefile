@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.vitalflow/prefect
 
-.PHONY: install run test test-all serve services-down bench bench-throughput microbench clean
+.PHONY: install run test test-all serve services-down bench bench-throughput microbench mutation clean
 
 install: $(STAMP)
 
@@ -50,6 +50,10 @@ bench-throughput: $(STAMP)
 microbench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks/micro --benchmark-only --benchmark-autosave \
 		--benchmark-storage=benchmarks/results/micro -q $(MICROBENCH_ARGS)
+
+## Mutation testing: each declared mutant (tests/mutation/mutants.py) against its tests; the score.
+mutation: $(STAMP)
+	$(BIN)/python -m tests.mutation.run $(MUTATION_ARGS)
 
 clean:
 	-$(BIN)/vitalflow services down

@@ -37,7 +37,8 @@ def test_ucum_codes_are_case_sensitive_but_aliases_are_not():
 
 
 @pytest.mark.parametrize("code, valid", [("8302-2", True), ("29463-7", True), ("39156-5", True),
-                                         ("8302-3", False), ("8302", False), ("abc-1", False)])
+                                         ("8302-3", False), ("8302", False), ("abc-1", False),
+                                         ("1009-0", True), ("1009-10", False)])
 def test_loinc_check_digit(code, valid):
     assert is_valid_loinc(code) is valid
 

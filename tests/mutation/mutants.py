@@ -1,0 +1,146 @@
+"""The declared mutants: a file, an exact snippet in it and what the snippet becomes, with the
+tests that should notice. A mutant that no test can notice carries the reason (`equivalent`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutant:
+    area: str
+    file: str
+    original: str
+    mutated: str
+    tests: tuple[str, ...]
+    equivalent: str | None = None  # why no test can tell it from the original
+
+
+UNITS = ("tests/test_units.py", "tests/test_standardise.py")
+METRICS = ("tests/test_units.py",)
+PIPELINE = "tests/conformance/test_pipeline.py::"
+DERIVED_VALUES = (PIPELINE + "test_category_and_age_boundaries",
+                  PIPELINE + "test_patient_only_change_is_derived_again")
+CHANGES = (PIPELINE + "test_patient_only_change_is_derived_again",
+           PIPELINE + "test_incremental_equals_full_rebuild", PIPELINE + "test_rerun_changes_nothing",
+           "tests/test_pipeline.py::test_incremental_derive_rewrites_only_changed_patients")
+VERSIONS = ("tests/test_pipeline.py::test_newer_version_replaces_older_in_any_order",
+            "tests/test_pipeline.py::test_same_records_in_a_second_file_are_duplicates",
+            "tests/test_pipeline.py::test_rerun_is_idempotent",
+            PIPELINE + "test_rerun_changes_nothing")
+PSEUDONYMS = ("tests/privacy/test_known_answers.py", "tests/privacy/test_pseudonymise.py")
+WHITELIST = ("tests/test_whitelist.py",)
+TERMINOLOGY = ("tests/terminology/test_check.py", "tests/test_terminology_pipeline.py")
+
+CATALOG, METRICS_PY = "vitalflow/catalog.py", "vitalflow/metrics.py"
+DERIVE, PORTABLE = "vitalflow/derive.py", "vitalflow/derive_portable.py"
+REFINE, PSEUDONYM = "vitalflow/refine.py", "vitalflow/privacy/pseudonym.py"
+WHITELIST_PY = "vitalflow/whitelist.py"
+CHECK, STAGE = "vitalflow/terminology/check.py", "vitalflow/terminology_stage.py"
+
+
+def _m(area: str, file: str, tests: tuple[str, ...], *pairs: tuple[str, str],
+       equivalent: str | None = None) -> list[Mutant]:
+    return [Mutant(area, file, original, mutated, tests, equivalent)
+            for original, mutated in pairs]
+
+
+MUTANTS: list[Mutant] = [
+    *_m("units", CATALOG, UNITS,
+        ('"[in_i]": 2.54', '"[in_i]": 2.5'),
+        ('"[lb_av]": 0.45359237', '"[lb_av]": 0.4536'),
+        ('"g": 0.001', '"g": 0.01'),
+        ("low=0.2, high=650.0", "low=2.0, high=650.0"),
+        ("low=20.0, high=275.0", "low=20.0, high=250.0"),
+        ("else value * factor", "else value / factor"),
+        ("_UNIT_ALIASES.get(unit.lower(), unit)", "_UNIT_ALIASES.get(unit, unit)"),
+        ("if position % 2 == 0:", "if position % 2 == 1:"),
+        ("return (10 - total % 10) % 10", "return 10 - total % 10"),
+        ("digit = digit // 10 + digit % 10", "digit = digit % 10")),
+    *_m("categories", METRICS_PY, METRICS,
+        ("if bmi_value < 18.5:", "if bmi_value <= 18.5:"),
+        ("if bmi_value < 25:", "if bmi_value <= 25:"),
+        ("if bmi_value < 30:", "if bmi_value <= 30:"),
+        ("if age_years < ADULT_AGE:", "if age_years <= ADULT_AGE:"),
+        ("((on.month, on.day) < (birth.month, birth.day))",
+         "((on.month, on.day) <= (birth.month, birth.day))"),
+        ('[f"-{high - 1}" for high in bands[1:]]', '[f"-{high}" for high in bands[1:]]'),
+        ("        if age_years >= low:", "        if age_years > low:"),
+        ("return weight_kg / (height_cm / 100.0) ** 2", "return weight_kg / (height_cm / 100.0) ** 3")),
+    *_m("categories", DERIVE, DERIVED_VALUES,
+        ("WHEN {bmi} < 18.5 THEN", "WHEN {bmi} <= 18.5 THEN"),
+        ("WHEN {bmi} < 25 THEN", "WHEN {bmi} <= 25 THEN"),
+        ("WHEN {bmi} < 30 THEN", "WHEN {bmi} <= 30 THEN"),
+        ("WHEN {age} < 18 THEN", "WHEN {age} <= 18 THEN"),
+        ('f"WHEN {age} >= {low} THEN', 'f"WHEN {age} > {low} THEN'),
+        ("CASE WHEN a.age_years < 18 THEN", "CASE WHEN a.age_years <= 18 THEN"),
+        ("AND o.effective_at <= a.effective_at", "AND o.effective_at < a.effective_at"),
+        ("ORDER BY p.person_key, o.effective_at DESC, o.observation_id DESC)",
+         "ORDER BY p.person_key, o.effective_at, o.observation_id DESC)"),
+        ("effective_at AS weight_at, value / (height_cm / 100.0) ^ 2 AS bmi",
+         "effective_at AS weight_at, value / (height_cm / 100.0) ^ 3 AS bmi")),
+    *_m("categories", PORTABLE, DERIVED_VALUES,
+        ('day({later}) < month({earlier}) * 100', 'day({later}) <= month({earlier}) * 100'),
+        ('to_days(CASE WHEN age_years < 18 "', 'to_days(CASE WHEN age_years <= 18 "'),
+        ("ON w.patient_key = h.patient_key AND w.effective_at >= h.effective_at",
+         "ON w.patient_key = h.patient_key AND w.effective_at > h.effective_at")),
+    *_m("change detection", DERIVE, CHANGES,
+        ("            UNION SELECT person_key FROM refined.patient WHERE change_seq > %(since)s\n",
+         ""),
+        ("WHERE change_seq > %(since)s AND measure IN ('body_height', 'body_weight')",
+         "WHERE change_seq > %(since)s AND measure IN ('body_weight')"),
+        ("UNION SELECT patient_key FROM meta.patient_touch WHERE change_seq > %(since)s)",
+         ")"),
+        ("WHERE ({old}) IS DISTINCT FROM ({new})", "WHERE true")),
+    *_m("change detection", PORTABLE, CHANGES,
+        ('changed.column("person_key").combine_chunks(), pa.array(touched, pa.string())]))',
+         'pa.array(touched, pa.string())]))'),
+        ('("change_seq", ">", since), ("measure", "in", _MEASURES)])',
+         '("change_seq", ">", since), ("measure", "in", ["body_weight"])])')),
+    *_m("change detection", PORTABLE, CHANGES,
+        ('("change_seq", ">", since), ("measure", "in", _MEASURES)])',
+         '("change_seq", ">=", since), ("measure", "in", _MEASURES)])'),
+        equivalent="also re-reads the observations of the last change already derived; "
+                   "recomputing a person gives the same row, and only differing rows are "
+                   "written, so only the work grows"),
+    *_m("version ranking", REFINE, VERSIONS,
+        ('return f"({rank(new)}) > ({rank(old)})"', 'return f"({rank(new)}) < ({rank(old)})"'),
+        ('return f"({rank(new)}) > ({rank(old)})"', 'return f"({rank(new)}) >= ({rank(old)})"'),
+        ("ORDER BY {rank(order=' DESC')}) AS rn", "ORDER BY {rank()}) AS rn"),
+        ('"coalesce({t}version, -1)", ', ""),
+        ("\"coalesce({t}last_updated, '-infinity'::timestamptz)\",\n               ", "")),
+    *_m("pseudonyms", PSEUDONYM, PSEUDONYMS,
+        ('_prefix(b"patient", source_system)', '_prefix(b"patients", source_system)'),
+        ('_prefix(b"date-shift", source_system)', '_prefix(b"patient", source_system)'),
+        ('b"\\x00".join((domain, source_system.encode(), b""))',
+         'b"\\x00".join((domain, source_system.encode()))'),
+        ("PREFIX + d.hex()[:32]", "PREFIX + d.hex()[:31]"),
+        ('int.from_bytes(d[:8], "big")', 'int.from_bytes(d[:8], "little")'),
+        ("% (2 * max_days + 1) - max_days", "% (2 * max_days) - max_days"),
+        ("if position == 0 and self.privacy.date_shift_days:",
+         "if position == 1 and self.privacy.date_shift_days:")),
+    *_m("pseudonyms", "vitalflow/privacy/keys.py", PSEUDONYMS,
+        ('hmac.digest(secret, b"key-id", "sha256").hex()[:12]',
+         'hmac.digest(secret, b"key id", "sha256").hex()[:12]')),
+    *_m("whitelist", WHITELIST_PY, WHITELIST,
+        ('high_exclusive = kind == "timestamp" and _is_date_only(rule.max)',
+         "high_exclusive = False"),
+        ("pc.greater_equal(values, low)", "pc.greater(values, low)"),
+        ("compare = pc.less if criterion.high_exclusive else pc.less_equal",
+         "compare = pc.less_equal if criterion.high_exclusive else pc.less"),
+        ('return pc.fill_null(meets, rule.missing == "pass")',
+         'return pc.fill_null(meets, rule.missing != "pass")'),
+        ("pc.less(pc.day(at), pc.day(births))", "pc.less_equal(pc.day(at), pc.day(births))"),
+        ("return rule.resource is None or resource_type in rule.resource", "return True"),
+        ('pc.equal(table.column("code_system"), criterion.system)',
+         'pc.not_equal(table.column("code_system"), criterion.system)')),
+    *_m("terminology verdicts", CHECK, TERMINOLOGY,
+        ('ok = _first(p, "result") is True', "ok = True"),
+        ('        return "pending", None, str(answer)', '        return "invalid", None, str(answer)'),
+        ('_UNUSABLE = {"unmatched", "disjoint", "not-related-to"}',
+         '_UNUSABLE = {"disjoint", "not-related-to"}')),
+    *_m("terminology verdicts", STAGE, TERMINOLOGY,
+        ('keep = pc.is_in(outcome, pa.array(["valid", "mapped"]))',
+         'keep = pc.is_in(outcome, pa.array(["valid"]))'),
+        ('wait = pc.equal(outcome, "pending")', 'wait = pc.equal(outcome, "invalid")')),
+]

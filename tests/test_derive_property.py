@@ -21,8 +21,9 @@ pytestmark = pytest.mark.postgres
 
 PATIENTS = [f"p{i}" for i in range(4)]
 START = date(2015, 1, 1)
-# Two records sharing a medical record number are one person when merging is on; a later
-# version with another number (or none) takes the record out of that person again.
+# With merging on, records sharing a medical record number are one person and a later version
+# with another number (or none) takes the record out again; the property runs without merging
+# until the gap below is fixed, the identifiers then are just Patient changes.
 MRNS = [None, "MRN-1", "MRN-2"]
 
 

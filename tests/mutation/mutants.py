@@ -34,7 +34,8 @@ PORTABLE_VALUES = _pipeline("postgres-portable", *_VALUES)
 CHANGES = (*_pipeline("postgres", *_CHANGES),
            "tests/test_pipeline.py::test_incremental_derive_rewrites_only_changed_patients")
 PORTABLE_CHANGES = _pipeline("postgres-portable", *_CHANGES)
-VERSIONS = ("tests/test_pipeline.py::test_newer_version_replaces_older_in_any_order",
+VERSIONS = ("tests/test_pipeline.py::test_version_ranking_versionid_then_last_updated",
+            "tests/test_pipeline.py::test_newer_version_replaces_older_in_any_order",
             "tests/test_pipeline.py::test_same_records_in_a_second_file_are_duplicates",
             "tests/test_pipeline.py::test_rerun_is_idempotent",
             *_pipeline("postgres-portable", "test_rerun_changes_nothing"))

@@ -67,5 +67,7 @@ def test_age_and_bands():
     assert age_in_years(date(2000, 3, 1), date(2018, 3, 1)) == 18
     assert age_band_labels([0, 18, 65]) == ["0-17", "18-64", "65+"]
     assert age_band(64, [0, 18, 65]) == "18-64"
+    # each band starts at its lower bound
+    assert [age_band(a, [0, 18, 65]) for a in (0, 17, 18, 65)] == ["0-17", "0-17", "18-64", "65+"]
     assert age_band(90, [0, 18, 65]) == "65+"
     assert age_band(None, [0, 18, 65]) == "unknown"

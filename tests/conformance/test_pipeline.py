@@ -139,6 +139,12 @@ def test_incremental_equals_full_rebuild(profile, settings_for, tmp_path):
     assert (by_patient[c]["weight_observation_id"], by_patient[c]["height_cm"]) == ("wc", 160)
     assert by_patient[b]["height_cm"] is None  # 150 cm is older than a child's 31 days
     assert by_patient[b]["weight_category"] == "unknown"
+    # a new height alone (no weight changed) derives its person again
+    write_ndjson(tmp_path / "4" / "Observation.ndjson", [
+        observation("hb2", "b", "height", 152, "2021-02-20T10:00:00Z")])
+    pipeline.run(settings, tmp_path / "4")
+    latest = {r["patient_key"]: r for r in derived_rows(settings)["patient_bmi_latest"]}
+    assert (latest[b]["height_cm"], latest[b]["height_observation_id"]) == (152, "hb2")
 
 
 def test_crash_between_layers_is_completed_by_the_next_run(profile, settings_for, generated,
@@ -182,6 +188,7 @@ BOUNDARY_OBSERVATIONS = [
     observation("h-18.5", "bmi-18.5", "height", 200, "2020-01-01T10:00:00Z"),
     observation("w-18.5", "bmi-18.5", "weight", 74, "2020-06-01T10:00:00Z"),
     observation("h-25", "bmi-25", "height", 200, "2020-01-01T10:00:00Z"),
+    observation("w-25-before", "bmi-25", "weight", 60, "2020-03-01T10:00:00Z"),  # not the latest
     observation("w-25", "bmi-25", "weight", 100, "2020-06-01T10:00:00Z"),
     observation("h-30", "bmi-30", "height", 200, "2020-01-01T10:00:00Z"),
     observation("w-30", "bmi-30", "weight", 120, "2020-06-01T10:00:00Z"),

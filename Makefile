@@ -27,7 +27,7 @@ test: $(STAMP)
 	@mkdir -p $(PREFECT_HOME)
 	rm -f .coverage .coverage.*
 	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/python -m coverage run -m pytest $(PYTEST_ARGS)
-	$(BIN)/python -m coverage combine -q
+	$(BIN)/python -m coverage combine -q && chmod 600 .coverage
 	$(BIN)/python -m coverage report
 
 ## Local Prefect server (http://127.0.0.1:4200) with the scheduled deployment.

@@ -153,7 +153,11 @@ MUTANTS: list[Mutant] = [
         ('_UNUSABLE = {"unmatched", "disjoint", "not-related-to"}',
          '_UNUSABLE = {"disjoint", "not-related-to"}')),
     *_m("terminology verdicts", STAGE, TERMINOLOGY,
+        ('wait = pc.equal(outcome, "pending")', 'wait = pc.equal(outcome, "invalid")')),
+    *_m("terminology verdicts", STAGE, TERMINOLOGY,
         ('keep = pc.is_in(outcome, pa.array(["valid", "mapped"]))',
          'keep = pc.is_in(outcome, pa.array(["valid"]))'),
-        ('wait = pc.equal(outcome, "pending")', 'wait = pc.equal(outcome, "invalid")')),
+        equivalent="the observations given a verdict here are LOINC-coded (feeder codes were "
+                   "translated before standardising), and check_codings answers 'mapped' only "
+                   "for codes of another system, so no row has that outcome here"),
 ]

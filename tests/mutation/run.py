@@ -147,7 +147,7 @@ def report(results: list[tuple[int, Mutant, str, float]]) -> int:
                       f"[{style}]{outcome}[/]" if style else f"{outcome} {escape(note)}")
     Console().print(table)
     killed = sum(outcome != "survived" for _, _, outcome, _ in results)
-    equivalent = sum(outcome == "survived" and m.equivalent for _, m, outcome, _ in results)
+    equivalent = sum(outcome == "survived" and bool(m.equivalent) for _, m, outcome, _ in results)
     scored = len(results) - equivalent
     Console().print(f"killed {killed} of {len(results)} mutants; {equivalent} equivalent; "
                     f"mutation score {killed}/{scored} = {killed / max(scored, 1):.0%}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -58,19 +59,39 @@ def copy_project(into: Path) -> Path:
 
 
 def pytest(tests: tuple[str, ...], project: Path, timeout: float) -> subprocess.CompletedProcess:
+    """Run the tests in the copy; past the timeout they are interrupted (SIGINT, so the
+    session's fixtures stop the servers they started) and TimeoutExpired is raised."""
     env = {**os.environ, "PYTHONPATH": str(project), "PYTHONDONTWRITEBYTECODE": "1"}
     for name in ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG"):
         env.pop(name, None)
-    return subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                           *tests], cwd=project, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    args = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    with subprocess.Popen(args, cwd=project, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            raise
+    return subprocess.CompletedProcess(args, process.returncode, out, err)
 
 
 def baseline_failures(groups: set[tuple[str, ...]], project: Path,
                       timeout: float) -> list[tuple[str, ...]]:
     """The test groups that fail without any mutant: a kill by them would mean nothing."""
     console.print(f"baseline: {len(groups)} test groups on the unmutated copy")
-    return [tests for tests in sorted(groups) if pytest(tests, project, timeout).returncode != 0]
+    failing = []
+    for tests in sorted(groups):
+        try:
+            passed = pytest(tests, project, timeout).returncode == 0
+        except subprocess.TimeoutExpired:
+            passed = False
+        if not passed:
+            failing.append(tests)
+    return failing
 
 
 def run_one(mutant: Mutant, project: Path, timeout: float) -> tuple[str, float]:
@@ -122,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         project = copy_project(Path(scratch))
         failing = baseline_failures({m.tests for _, m in numbered}, project, args.timeout)
         if failing:
-            console.print(f"[red]the unmutated project fails {failing}: fix that first")
+            console.print(f"[red]the unmutated project fails {escape(str(failing))}: fix that first")
             return 1
         for number, mutant in numbered:
             outcome, seconds = run_one(mutant, project, args.timeout)

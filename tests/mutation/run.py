@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         project = copy_project(Path(scratch))
         failing = baseline_failures({m.tests for _, m in numbered}, project, args.timeout)
         if failing:
-            console.print(f"[red]the unmutated project fails {escape(str(failing))}: fix that first")
+            console.print(f"[red]the unmutated project fails {escape(str(failing))}: "
+                          "fix that first")
             return 1
         for number, mutant in numbered:
             outcome, seconds = run_one(mutant, project, args.timeout)

@@ -14,6 +14,8 @@ import pytest
 from vitalflow.config import Settings, load_settings
 from vitalflow.services import EmbeddedPostgres, free_port
 
+pytest_plugins = ("ci_strict",)  # CI=true: a skip for want of ../shared etc. fails
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SYNTHEA = SHARED / "data" / "synthea-r4"
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -23,6 +23,11 @@ def vitalflow(*args: str, env: dict, check: bool = True) -> subprocess.Completed
     return result
 
 
+def service_state(status: str, service: str) -> str:
+    """A service's state in the last line of `services status --json`."""
+    return json.loads(status.strip().splitlines()[-1])[service]["state"]
+
+
 def test_run_json_reports_reconciled_counts(settings, tmp_path):
     env = {**os.environ, "VITALFLOW__DATABASE__URL": settings.database.url,
            "VITALFLOW__PATHS__HOME": str(tmp_path / "home")}
@@ -49,11 +54,15 @@ def test_embedded_services_and_default_sample(tmp_path):
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         assert "passfile=" in summary["database_url"]
         assert summary["counts"]["Patient"]["read"] >= 30
-        status = vitalflow("services", "status", env=env)
-        assert "running" in status.stdout
+        # the installed console script, as a user types it
+        script = Path(sys.executable).with_name("vitalflow")
+        status = subprocess.run([str(script), "services", "status", "--json"], env=env,
+                                capture_output=True, text=True, timeout=600, check=True)
+        assert service_state(status.stdout, "postgres") == "running"
     finally:
         vitalflow("services", "down", env=env)
-    assert "stopped" in vitalflow("services", "status", env=env).stdout
+    stopped = vitalflow("services", "status", "--json", env=env).stdout
+    assert service_state(stopped, "postgres") == "stopped"
 
 
 def test_unreachable_database_is_a_clear_error(tmp_path):

@@ -75,3 +75,23 @@ def test_generated_duplicates_collapse_to_persons(merging, tmp_path):
     assert summary["tables"]["refined.patient"] == report.patients
     # precision >= 0.95 / recall >= 0.90 is measured in tests/merge; here: close to the truth
     assert abs(summary["tables"]["derived.patient_bmi_latest"] - persons) <= 0.05 * persons
+
+
+def test_an_observation_leaving_a_merged_record_derives_its_person_again(merging, tmp_path):
+    """The record that lost the observation is not the person: derive must find the person."""
+    twin = patient("a", birth="1971-03-04")
+    twin["identifier"] = [{"system": "urn:mrn", "value": "MRN-1"}]
+    copy = json.loads(json.dumps(twin)) | {"id": "a-copy"}
+    write_ndjson(tmp_path / "1" / "Patient.ndjson", [twin, copy, patient("b", birth="1980-01-01")])
+    write_ndjson(tmp_path / "1" / "Observation.ndjson", [
+        observation("w0", "a", "weight", 80, "2022-01-01T09:00:00Z"),
+        observation("w1", "a-copy", "weight", 85, "2022-02-01T09:00:00Z", version=1)])
+    write_ndjson(tmp_path / "2" / "Observation.ndjson", [
+        observation("w1", "b", "weight", 85, "2022-02-01T09:00:00Z", version=2)])
+    pipeline.run(merging, tmp_path / "1")
+    pipeline.run(merging, tmp_path / "2")
+    with psycopg.connect(merging.database.url) as conn:
+        weights = dict(conn.execute(
+            "SELECT p.patient_key, d.weight_observation_id FROM derived.patient_bmi_latest d "
+            "JOIN refined.patient p ON p.person_key = d.patient_key").fetchall())
+    assert weights[patient_key("a")] == weights[patient_key("a-copy")] == "w0"

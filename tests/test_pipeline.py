@@ -122,6 +122,36 @@ def test_newer_version_replaces_older_in_any_order(settings, tmp_path, order):
             72.5,)
 
 
+def _weight(value: float, version: int | None, updated: str) -> dict:
+    resource = observation("o1", "p1", "weight", value, "2020-01-01T10:00:00Z", version=version)
+    resource.setdefault("meta", {})["lastUpdated"] = updated
+    return resource
+
+
+@pytest.mark.parametrize("order", ["winner_first", "winner_last", "one_file"])
+@pytest.mark.parametrize(("winner", "loser"), [
+    # versionId first, even against a later lastUpdated
+    ((72.5, 2, "2021-01-01T00:00:00Z"), (70, 1, "2022-01-01T00:00:00Z")),
+    ((70, 2, "2021-01-01T00:00:00Z"), (72.5, 1, "2022-01-01T00:00:00Z")),
+    # without versionIds lastUpdated decides (two value pairs: the content hash, the last
+    # tie-break, favours the loser in one of them)
+    ((72.5, None, "2022-01-01T00:00:00Z"), (70, None, "2021-01-01T00:00:00Z")),
+    ((70, None, "2022-01-01T00:00:00Z"), (72.5, None, "2021-01-01T00:00:00Z")),
+])
+def test_version_ranking_versionid_then_last_updated(settings, tmp_path, order, winner, loser):
+    first, second = (winner, loser) if order == "winner_first" else (loser, winner)
+    write_ndjson(tmp_path / "1" / "Patient.ndjson", [patient("p1")])
+    if order == "one_file":
+        write_ndjson(tmp_path / "1" / "Observation.ndjson", [_weight(*loser), _weight(*winner)])
+    else:
+        write_ndjson(tmp_path / "1" / "Observation.ndjson", [_weight(*first)])
+        write_ndjson(tmp_path / "2" / "Observation.ndjson", [_weight(*second)])
+    for folder in sorted(tmp_path.iterdir()):
+        pipeline.run(settings, folder)
+    with psycopg.connect(settings.database.url) as conn:
+        assert conn.execute("SELECT value FROM refined.observation").fetchall() == [(winner[0],)]
+
+
 def test_orphans_wait_in_quarantine_until_their_patient_arrives(settings, tmp_path):
     write_ndjson(tmp_path / "obs" / "Observation.ndjson",
                  [observation("o1", "late", "weight", 80, "2021-03-01T08:00:00Z"),

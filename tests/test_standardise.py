@@ -335,6 +335,21 @@ def test_every_record_of_a_mixed_batch_is_accounted_for():
     assert len(ids) == len(set(ids))
 
 
+@pytest.mark.parametrize(("measure", "value", "refined"), [
+    (WEIGHT, WEIGHT.low, True), (WEIGHT, WEIGHT.low * 0.99, False), (WEIGHT, 1.5, True),
+    (WEIGHT, WEIGHT.high, True), (WEIGHT, WEIGHT.high * 1.01, False),
+    (HEIGHT, HEIGHT.low, True), (HEIGHT, HEIGHT.low * 0.99, False), (HEIGHT, 260, True),
+    (HEIGHT, HEIGHT.high, True), (HEIGHT, HEIGHT.high * 1.01, False),
+])
+def test_plausible_ranges_include_their_bounds(measure, value, refined):
+    """A newborn's 1.5 kg and a 260 cm height are plausible; just outside a bound is not."""
+    out = _run(_obs(code=_coded(measure.code), valueQuantity=_quantity(value, measure.unit)))
+    assert out.observations.num_rows == int(refined)
+    assert out.quarantine.column("reason").to_pylist() == ([] if refined else ["out_of_range"])
+    assert (measure.low, measure.high) == {"body_weight": (0.2, 650.0),
+                                           "body_height": (20.0, 275.0)}[measure.name]
+
+
 # --- HL7 FHIR R4 examples ----------------------------------------------------------------------
 
 

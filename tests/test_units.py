@@ -37,7 +37,8 @@ def test_ucum_codes_are_case_sensitive_but_aliases_are_not():
 
 
 @pytest.mark.parametrize("code, valid", [("8302-2", True), ("29463-7", True), ("39156-5", True),
-                                         ("8302-3", False), ("8302", False), ("abc-1", False)])
+                                         ("8302-3", False), ("8302", False), ("abc-1", False),
+                                         ("1009-0", True), ("1009-10", False)])
 def test_loinc_check_digit(code, valid):
     assert is_valid_loinc(code) is valid
 
@@ -66,5 +67,7 @@ def test_age_and_bands():
     assert age_in_years(date(2000, 3, 1), date(2018, 3, 1)) == 18
     assert age_band_labels([0, 18, 65]) == ["0-17", "18-64", "65+"]
     assert age_band(64, [0, 18, 65]) == "18-64"
+    # each band starts at its lower bound
+    assert [age_band(a, [0, 18, 65]) for a in (0, 17, 18, 65)] == ["0-17", "0-17", "18-64", "65+"]
     assert age_band(90, [0, 18, 65]) == "65+"
     assert age_band(None, [0, 18, 65]) == "unknown"

@@ -59,12 +59,21 @@ def _clickhouse(request, home: Path) -> dict:
             "clickhouse": {"url": chdb_url(), "database_prefix": f"t{uuid.uuid4().hex[:12]}_"}}
 
 
+def _mixed(request, home: Path) -> dict:
+    """As the built-in profile `mixed`: raw on Iceberg, refined in the control PostgreSQL,
+    derived in ClickHouse."""
+    lakehouse, clickhouse = _lakehouse(request, home), _clickhouse(request, home)
+    return {**lakehouse, **clickhouse,
+            "placement": {"raw": "iceberg", "refined": "postgresql", "derived": "clickhouse"}}
+
+
 # profile name -> factory(request, home) of its placement (and engine settings)
 PROFILES = {
     "postgres": _postgres,
     "postgres-portable": _postgres_portable,
     "lakehouse": _lakehouse,
     "clickhouse": _clickhouse,
+    "mixed": _mixed,
 }
 
 

@@ -139,6 +139,12 @@ def test_incremental_equals_full_rebuild(profile, settings_for, tmp_path):
     assert (by_patient[c]["weight_observation_id"], by_patient[c]["height_cm"]) == ("wc", 160)
     assert by_patient[b]["height_cm"] is None  # 150 cm is older than a child's 31 days
     assert by_patient[b]["weight_category"] == "unknown"
+    # a new height alone (no weight changed) derives its person again
+    write_ndjson(tmp_path / "4" / "Observation.ndjson", [
+        observation("hb2", "b", "height", 152, "2021-02-20T10:00:00Z")])
+    pipeline.run(settings, tmp_path / "4")
+    latest = {r["patient_key"]: r for r in derived_rows(settings)["patient_bmi_latest"]}
+    assert (latest[b]["height_cm"], latest[b]["height_observation_id"]) == (152, "hb2")
 
 
 def test_crash_between_layers_is_completed_by_the_next_run(profile, settings_for, generated,
@@ -170,3 +176,66 @@ def test_rebuild_from_raw_equals_incremental_runs(profile, settings_for, generat
     layers.close()
     assert refined.counts["Observation"].read == first["counts"]["Observation"]["read"] + 1
     assert derived_rows(settings) == incremental
+
+
+# Heights of 200 cm make BMI = weight / 4 exactly, so the category boundaries are hit exactly.
+# Birth dates are generalised to 1 January of their year, so ages count from there.
+BOUNDARY_PATIENTS = [patient("bmi-18.5", birth="1980-01-01"), patient("bmi-25", birth="1980-01-01"),
+                     patient("bmi-30", birth="1980-01-01"),
+                     patient("age-17", birth="2003-01-01", gender="male"),
+                     patient("age-18", birth="2003-01-01", gender="male")]
+BOUNDARY_OBSERVATIONS = [
+    observation("h-18.5", "bmi-18.5", "height", 200, "2020-01-01T10:00:00Z"),
+    observation("w-18.5", "bmi-18.5", "weight", 74, "2020-06-01T10:00:00Z"),
+    observation("h-25", "bmi-25", "height", 200, "2020-01-01T10:00:00Z"),
+    observation("w-25-before", "bmi-25", "weight", 60, "2020-03-01T10:00:00Z"),  # not the latest
+    observation("w-25", "bmi-25", "weight", 100, "2020-06-01T10:00:00Z"),
+    observation("h-30", "bmi-30", "height", 200, "2020-01-01T10:00:00Z"),
+    observation("w-30", "bmi-30", "weight", 120, "2020-06-01T10:00:00Z"),
+    # the day before the 18th birthday: a child, whose height must be at most 31 days old
+    observation("h-17", "age-17", "height", 200, "2020-12-11T10:00:00Z"),
+    observation("w-17", "age-17", "weight", 100, "2020-12-31T10:00:00Z"),
+    # the 18th birthday: an adult, whose 40-day-old height still counts
+    observation("h-18", "age-18", "height", 200, "2020-11-22T10:00:00Z"),
+    observation("w-18", "age-18", "weight", 100, "2021-01-01T10:00:00Z")]
+
+
+def test_category_and_age_boundaries(profile, settings_for, tmp_path):
+    settings = settings_for(profile)
+    write_ndjson(tmp_path / "in" / "Patient.ndjson", BOUNDARY_PATIENTS)
+    write_ndjson(tmp_path / "in" / "Observation.ndjson", BOUNDARY_OBSERVATIONS)
+    reconciles(pipeline.run(settings, tmp_path / "in"))
+    rows = derived_rows(settings)
+    latest = {r["patient_key"]: (r["bmi"], r["weight_category"], r["age_years"])
+              for r in rows["patient_bmi_latest"]}
+    assert latest == {patient_key("bmi-18.5"): (18.5, "normal", 40),
+                      patient_key("bmi-25"): (25.0, "overweight", 40),
+                      patient_key("bmi-30"): (30.0, "obese", 40),
+                      patient_key("age-17"): (25.0, "not_classified_under_18", 17),
+                      patient_key("age-18"): (25.0, "overweight", 18)}
+    cells = {(r["age_band"], r["sex"], r["weight_category"]): (r["patients"], r["mean_bmi"])
+             for r in rows["age_band_summary"]}
+    assert cells == {("30-44", "female", "normal"): (1, 18.5),
+                     ("30-44", "female", "overweight"): (1, 25.0),
+                     ("30-44", "female", "obese"): (1, 30.0),
+                     ("0-17", "male", "not_classified_under_18"): (1, 25.0),
+                     ("18-29", "male", "overweight"): (1, 25.0)}
+
+
+def test_patient_only_change_is_derived_again(profile, settings_for, tmp_path):
+    """A newer Patient version alone (no observation changed) re-derives its person."""
+    settings = settings_for(profile)
+    write_ndjson(tmp_path / "1" / "Patient.ndjson", [patient("q", birth="1980-03-03", version=1)])
+    write_ndjson(tmp_path / "1" / "Observation.ndjson", [
+        observation("hq", "q", "height", 200, "2020-06-01T10:00:00Z"),
+        observation("wq", "q", "weight", 80, "2020-06-01T10:00:00Z")])
+    write_ndjson(tmp_path / "2" / "Patient.ndjson", [
+        patient("q", birth="2010-03-03", gender="male", version=2)])
+    expected = {"1": ("female", 40, "normal"), "2": ("male", 10, "not_classified_under_18")}
+    for step, (sex, age, category) in expected.items():
+        pipeline.run(settings, tmp_path / step)
+        rows = derived_rows(settings)
+        (row,) = rows["patient_bmi_latest"]
+        assert (row["sex"], row["age_years"], row["weight_category"]) == (sex, age, category)
+        (cell,) = rows["age_band_summary"]
+        assert (cell["sex"], cell["weight_category"], cell["patients"]) == (sex, category, 1)

@@ -34,7 +34,11 @@ class Faults:
             self.times -= 1
         mode = self.mode
         if mode == "slow":
-            await asyncio.sleep(2.0)
+            # Hang until the test puts the server right (or a minute passes): the client's
+            # timeout, however generous, always runs out first.
+            deadline = asyncio.get_running_loop().time() + 60
+            while self.mode == "slow" and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
             return await self.app(scope, receive, send)
         responses = {
             "500": Response("boom", 500, media_type="text/plain"),
@@ -68,7 +72,8 @@ def faulty_server():
 
 @pytest.fixture
 def fast_settings() -> TerminologySettings:
-    return TerminologySettings(timeout_seconds=0.5, connect_timeout_seconds=0.5, retries=2,
+    # Timeouts generous enough for a loaded machine; only the hanging server runs them out.
+    return TerminologySettings(timeout_seconds=10.0, connect_timeout_seconds=10.0, retries=2,
                                backoff_seconds=0.01, max_backoff_seconds=2.0,
                                breaker_failures=50, breaker_reset_seconds=0.0,
                                max_response_bytes=1_000_000)

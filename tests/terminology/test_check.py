@@ -84,3 +84,21 @@ def test_persistent_cache(local_server, database_url):
         count, = conn.execute("SELECT count(*) FROM meta.terminology_cache "
                               "WHERE expires > now()").fetchone()
     assert count == 4  # refreshed: 2 codes (validate/translate+validate) and 2 units
+
+
+@pytest.mark.parametrize(("equivalences", "chosen"), [
+    (["unmatched"], None), (["disjoint"], None), (["not-related-to"], None),
+    (["unmatched", "wider"], "wider"), (["inexact", "equivalent"], "equivalent"),
+])
+def test_a_translation_uses_the_best_usable_match(equivalences, chosen):
+    """$translate matches that do not say 'this target means the source' are never used."""
+    from vitalflow.terminology.check import _best_match
+
+    answer = {"resourceType": "Parameters", "parameter": [
+        {"name": "match", "part": [
+            {"name": "equivalence", "valueCode": eq},
+            {"name": "concept", "valueCoding": {"system": LOINC, "code": f"code-{eq}"}}]}
+        for eq in equivalences]}
+    concept, equivalence = _best_match(answer)
+    assert equivalence == chosen
+    assert concept == (None if chosen is None else {"system": LOINC, "code": f"code-{chosen}"})

@@ -21,7 +21,11 @@ def test_compare_wildcards():
     actual = {"parameter": [{"name": "c", "valueId": "x1"},
                             {"name": "a", "valueString": "hay needle hay"}]}
     assert compare(expected, actual) == []
-    assert compare(expected, {"parameter": actual["parameter"] + [{"name": "d"}]})
+    assert compare(expected, {"parameter": actual["parameter"] + [{"name": "d"}]}) == [
+        ".parameter: unexpected item {'name': 'd'}"]
+    missing_needle = [actual["parameter"][0], {"name": "a", "valueString": "hay hay"}]
+    assert compare(expected, {"parameter": missing_needle}) == [
+        ".parameter[0].valueString: expected '$external:1:needle$', got 'hay hay'"]
 
 
 @pytest.mark.skipif(not TESTS.exists(), reason=f"tx-ecosystem tests not found at {TESTS}")

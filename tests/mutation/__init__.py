@@ -1,0 +1,1 @@
+"""Mutation testing: a declared list of mutants and the script that runs them (make mutation)."""

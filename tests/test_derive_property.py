@@ -22,8 +22,8 @@ pytestmark = pytest.mark.postgres
 PATIENTS = [f"p{i}" for i in range(4)]
 START = date(2015, 1, 1)
 # With merging on, records sharing a medical record number are one person and a later version
-# with another number (or none) takes the record out again; the property runs without merging
-# until the gap below is fixed, the identifiers then are just Patient changes.
+# with another number (or none) takes the record out again; without merging the identifiers
+# are just Patient changes. The property runs both ways.
 MRNS = [None, "MRN-1", "MRN-2"]
 
 
@@ -64,8 +64,8 @@ def derived_rows(url: str) -> dict:
 
 
 # Found by this property with merging on: a record that joins another person by a shared MRN
-# leaves its old person's derived row behind (incremental keeps it, a full rebuild drops it).
-# Merging stays out of the property until derive handles it; this strict xfail says when.
+# left its old person's derived row behind (incremental kept it, a full rebuild dropped it).
+# Refine now touches the person a record leaves.
 MERGE_LEAVES_STALE_PERSON = [
     [patient_version("p1", 1995, "male", 2, True, None),
      patient_version("p3", 1984, "male", 3, True, None)],
@@ -111,14 +111,13 @@ def assert_incremental_equals_full(pg_server, home: Path, change_sets: list[list
 @hyp_settings(deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture,
                                      HealthCheck.too_slow])
-@given(change_sets=runs)
-@example(change_sets=PATIENT_ONLY_UPDATE)
-def test_incremental_equals_full_rebuild(pg_server, tmp_path_factory, change_sets):
+@given(change_sets=runs, merging=st.booleans())
+@example(change_sets=PATIENT_ONLY_UPDATE, merging=False)
+@example(change_sets=MERGE_LEAVES_STALE_PERSON, merging=True)
+def test_incremental_equals_full_rebuild(pg_server, tmp_path_factory, change_sets, merging):
     assert_incremental_equals_full(pg_server, tmp_path_factory.mktemp("prop"), change_sets,
-                                   merging=False)
+                                   merging=merging)
 
 
-@pytest.mark.xfail(strict=True, reason="derive keeps the row of a person a record left when "
-                                       "merging moves it (found by the property, see above)")
 def test_incremental_equals_full_rebuild_with_merging(pg_server, tmp_path):
     assert_incremental_equals_full(pg_server, tmp_path, MERGE_LEAVES_STALE_PERSON, merging=True)

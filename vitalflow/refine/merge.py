@@ -67,7 +67,7 @@ class Merge:
     def run(self, result: RefineResult) -> None:
         patients = self._latest(self.staged.table("patients", _stage_schema(PATIENT)),
                                 "patient_key")
-        written_patients = self._write_newer(PATIENT, patients).num_rows
+        written_patients = self._write_newer(PATIENT, patients, owner="person_key").num_rows
         observations = self._latest(
             self.staged.table("observations", _stage_schema(OBSERVATION)), "observation_id")
         known = self._known_patients(observations, patients)
@@ -76,7 +76,7 @@ class Merge:
         unborn = self._before_birth(born)
         born = born.filter(pc.invert(pc.is_in(born.column("observation_id"),
                                               unborn.column("observation_id"))))
-        written_observations = self._write_newer(OBSERVATION, born, track_moves=True).num_rows
+        written_observations = self._write_newer(OBSERVATION, born, owner="patient_key").num_rows
         orphans = observations.filter(pc.invert(is_known))
         # Only the orphans written are quarantined: an exact copy of one parked earlier is a
         # duplicate, and its quarantine row would outlive the promotion.
@@ -113,27 +113,30 @@ class Merge:
             f"SELECT * FROM rows QUALIFY row_number() OVER "
             f"(PARTITION BY {key} ORDER BY {rank(order=' DESC')}) = 1").arrow().read_all()
 
-    def _write_newer(self, table: Table, rows: pa.Table, track_moves: bool = False
+    def _write_newer(self, table: Table, rows: pa.Table, owner: str | None = None
                      ) -> pa.Table:
         """Write the rows that are strictly newer than the stored version of their key;
-        returns them."""
+        returns them. owner: the column naming whom a row belongs to (an observation's
+        patient, a record's person); when a newer version changes it, the one it left is
+        touched, so derive recomputes it too."""
         if not rows.num_rows:
             return rows
         key = table.primary_key[0]
-        stored = self.refined.read(table, list(dict.fromkeys([key, "patient_key", *_RANK_COLUMNS])),
+        tracked = owner or "patient_key"
+        stored = self.refined.read(table, list(dict.fromkeys([key, tracked, *_RANK_COLUMNS])),
                                    where=[(key, "in", rows.column(key))])
         if stored.num_rows:
             winners = self.db.execute(f"""
-                SELECT r.*, s.patient_key AS stored_patient FROM rows r
+                SELECT r.*, s.{tracked} AS stored_owner FROM rows r
                   LEFT JOIN stored s USING ({key})
                  WHERE s.{key} IS NULL OR {newer_than('r.', 's.')}""").arrow().read_all()
-            if track_moves:
-                moved = pc.and_(pc.is_valid(winners.column("stored_patient")),
-                                pc.not_equal(winners.column("stored_patient"),
-                                             winners.column("patient_key")))
-                self.touched += pc.unique(winners.filter(moved).column("stored_patient")
+            if owner:
+                moved = pc.and_(pc.is_valid(winners.column("stored_owner")),
+                                pc.not_equal(winners.column("stored_owner"),
+                                             winners.column(owner)))
+                self.touched += pc.unique(winners.filter(moved).column("stored_owner")
                                           ).to_pylist()
-            rows = winners.drop_columns(["stored_patient"])
+            rows = winners.drop_columns(["stored_owner"])
         rows = self._stamped(rows)
         # Keys not stored yet are appended (a bulk load on every engine); the rest replace.
         if not stored.num_rows:
@@ -177,7 +180,7 @@ class Merge:
                                           present.column("patient_key").combine_chunks()))
         if promoted.num_rows:
             self._write_newer(OBSERVATION, promoted.drop_columns(["change_seq", "refined_at"]),
-                              track_moves=True)
+                              owner="patient_key")
             self.refined.delete(OBSERVATION_PENDING, promoted.select(["observation_id"]))
         return promoted
 

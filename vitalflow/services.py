@@ -46,6 +46,16 @@ def _bin_dir() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
+def _is_zombie(pidfile: Path) -> bool:
+    """The process named by a postmaster.pid has exited but was never reaped."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError, IndexError):
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
 def _is_root() -> bool:
     return os.geteuid() == 0
 
@@ -209,7 +219,13 @@ class EmbeddedPostgres:
         write_private(self.password_scheme_file, PASSWORD_SCHEME + "\n")
 
     def is_running(self) -> bool:
-        if not (self.pgdata / "postmaster.pid").exists():
+        pidfile = self.pgdata / "postmaster.pid"
+        if not pidfile.exists():
+            return False
+        if _is_zombie(pidfile):
+            # A server killed after its parent was: nobody reaped it, so its pid still "exists"
+            # to pg_ctl and to a new postmaster. It is dead; its lock file goes with it.
+            pidfile.unlink(missing_ok=True)
             return False
         return self._run("pg_ctl", "status", "-D", str(self.pgdata)).returncode == 0
 

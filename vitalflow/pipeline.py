@@ -185,6 +185,10 @@ class PipelineRun:
             "terminology": refined.terminology,
             "derive": asdict(self.derived) if self.derived else {},
             "tables": tables,
+            "storage_bytes": {
+                "raw": layers.raw.storage_bytes(),
+                "refined": sum(layers.refined.storage_bytes(t) for t in REFINED_TABLES),
+                "derived": sum(layers.derived.storage_bytes(t) for t in DERIVED_TABLES)},
             "bmi_categories": categories,
             "age_bands": bands,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},

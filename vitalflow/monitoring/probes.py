@@ -13,13 +13,6 @@ log = logging.getLogger(__name__)
 BASELINE_RUNS = 5
 
 
-def raw_bytes(folder: Path) -> int:
-    """Bytes of the Parquet raw layer's files."""
-    if not folder.exists():
-        return 0
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
 def filesystem_probe(folder: Path) -> tuple[int, int]:
     """(free, size) bytes of the file system holding folder (or its nearest existing parent)."""
     while not folder.exists():
@@ -33,7 +26,7 @@ def _share(counts: dict) -> float | None:
     return sum(c.get("quarantined", 0) for c in counts.values()) / read if read else None
 
 
-def database_probe(url: str | None, schemas: list[str], run_id: str | None) -> dict | None:
+def database_probe(url: str | None, run_id: str | None) -> dict | None:
     """Facts from the control PostgreSQL; None (with a warning) when it cannot be asked."""
     if not url:
         return None
@@ -41,11 +34,6 @@ def database_probe(url: str | None, schemas: list[str], run_id: str | None) -> d
 
     try:
         with psycopg.connect(url, connect_timeout=3, autocommit=True) as conn:
-            schema_bytes = {schema: conn.execute(
-                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = %s AND c.relkind IN ('r', 'm', 'p')", (schema,)).fetchone()[0]
-                for schema in schemas}
             connections = conn.execute("SELECT count(*) FROM pg_stat_activity "
                                        "WHERE datname = current_database()").fetchone()[0]
             max_connections = int(conn.execute("SHOW max_connections").fetchone()[0])
@@ -63,6 +51,6 @@ def database_probe(url: str | None, schemas: list[str], run_id: str | None) -> d
     shares = [s for (counts,) in earlier
               if (s := _share(counts if isinstance(counts, dict) else json.loads(counts)))
               is not None]
-    return {"schema_bytes": schema_bytes, "connections": connections,
+    return {"connections": connections,
             "max_connections": max_connections, "replication_lag": lag, "parked": parked,
             "quarantine_share_baseline": statistics.median(shares) if shares else None}

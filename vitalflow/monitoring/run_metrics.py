@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from storage_backends.base import redact
-from vitalflow.monitoring.probes import database_probe, filesystem_probe, raw_bytes
+from vitalflow.monitoring.probes import database_probe, filesystem_probe
 from vitalflow.monitoring.processes import write_private
 
 log = logging.getLogger(__name__)
@@ -188,24 +188,18 @@ def _threshold_metrics(settings, gauge) -> None:
 
 
 def _storage_metrics(summary: dict, settings, gauge) -> None:
-    profile = summary["storage"]["profile"]
-    placement = settings.storage.placement(profile)
-    layer_bytes = gauge("vitalflow_storage_bytes", "Bytes each layer takes (where measured: "
-                        "Parquet raw files, PostgreSQL schemas)", ("layer",))
-    if placement.raw == "parquet":
-        layer_bytes.labels("raw").set(raw_bytes(settings.paths.raw))
+    layer_bytes = gauge("vitalflow_storage_bytes", "Bytes each layer takes in its engine "
+                        "(Backend.storage_bytes, every profile)", ("layer",))
+    for layer, value in summary.get("storage_bytes", {}).items():
+        layer_bytes.labels(layer).set(value)
     free, size = filesystem_probe(settings.paths.root)
     gauge("vitalflow_storage_filesystem_free_bytes", "Free bytes on the file system of "
           "paths.home").set(free)
     gauge("vitalflow_storage_filesystem_size_bytes", "Size of the file system of "
           "paths.home").set(size)
-    schemas = [layer for layer in ("refined", "derived")
-               if getattr(placement, layer) == "postgresql"]
-    db = database_probe(summary.get("database_url"), schemas, summary.get("run_id"))
+    db = database_probe(summary.get("database_url"), summary.get("run_id"))
     if db is None:
         return
-    for layer, value in db["schema_bytes"].items():
-        layer_bytes.labels(layer).set(value)
     gauge("vitalflow_database_connections", "Connections to the control database").set(
         db["connections"])
     gauge("vitalflow_database_max_connections", "The control database's max_connections").set(

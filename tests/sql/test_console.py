@@ -107,6 +107,10 @@ def test_console_in_chromium(console, tmp_path):
             page.click("#tables li[data-table='derived.patient_bmi_latest']")
             expect(page.locator("#dictionary")).to_contain_text("WHO category")
             expect(page.locator("#dictionary")).to_contain_text("weight_kg")
+            # ... and its lineage: the owner flow and where each column comes from.
+            expect(page.locator("#dictionary")).to_contain_text("Written by derive_patient_bmi")
+            expect(page.locator("#dictionary")).to_contain_text(
+                "← from refined.observation.value")
             # Completion of a table name while typing.
             page.click("#editor")
             page.keyboard.type("SELECT * FROM derived.patient_b")

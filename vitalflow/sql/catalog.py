@@ -21,6 +21,7 @@ class ColumnEntry:
     description: str
     unit: str | None = None
     pii: str = "none"
+    upstream: tuple[str, ...] = ()  # column-level lineage: layer.table.column it comes from
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class TableEntry:
     description: str
     columns: tuple[ColumnEntry, ...]
     roles: tuple[str, ...]
+    owner: str | None = None  # the flow that writes it
 
     @property
     def layer(self) -> str:
@@ -39,14 +41,15 @@ class TableEntry:
         return self.name.split(".")[1]
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "description": self.description,
+        return {"name": self.name, "description": self.description, "owner": self.owner,
                 "columns": [c.__dict__ for c in self.columns]}
 
 
 def _entry(table: Table, roles: tuple[str, ...] = ROLES) -> TableEntry:
     return TableEntry(table.qualified_name, table.description,
-                      tuple(ColumnEntry(c.name, c.type, c.description, c.unit, str(c.pii))
-                            for c in table.columns), roles)
+                      tuple(ColumnEntry(c.name, c.type, c.description, c.unit, str(c.pii),
+                                        tuple(c.upstream)) for c in table.columns),
+                      roles, table.owner)
 
 
 RAW_RECORD = TableEntry(

@@ -58,13 +58,15 @@ function describe(table) {
   const title = document.createElement("p");
   title.innerHTML = `<strong></strong>: <span></span>`;
   title.querySelector("strong").textContent = table.name;
-  title.querySelector("span").textContent = table.description;
+  title.querySelector("span").textContent = table.description +
+    (table.owner ? ` Written by ${table.owner}.` : "");
   const list = document.createElement("dl");
   for (const column of table.columns) {
     const dt = document.createElement("dt");
     dt.textContent = `${column.name} ${column.type}${column.unit ? " [" + column.unit + "]" : ""}`;
     const dd = document.createElement("dd");
-    dd.textContent = column.description + (column.pii !== "none" ? ` (${column.pii})` : "");
+    dd.textContent = column.description + (column.pii !== "none" ? ` (${column.pii})` : "") +
+      (column.upstream && column.upstream.length ? ` ← from ${column.upstream.join(", ")}` : "");
     list.append(dt, dd);
   }
   box.append(title, list);

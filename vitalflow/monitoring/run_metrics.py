@@ -164,10 +164,11 @@ def _terminology_metrics(terminology: dict, counts: dict, gauge) -> None:
     for outcome, value in (terminology.get("records") or {}).items():
         outcomes.labels(outcome).set(value)
     parked = sum(c.get("pending", 0) for c in counts.values())
-    # The client opens its breaker after repeated failures; a run that saw failures and had to
-    # park observations ended with the server unreachable, i.e. with the breaker open.
-    state = terminology.get("breaker")
-    is_open = state == "open" if state else bool(calls.get("failures") and parked)
+    # The client's circuit breaker as the run ended (half-open: unreachable at the last call);
+    # a run with too few calls to trip it that still had to park observations after failed
+    # calls ended with the server unreachable too.
+    is_open = (terminology.get("breaker", "closed") != "closed"
+               or bool(calls.get("failures") and parked))
     gauge("vitalflow_terminology_circuit_open", "1 when the last run ended with the "
           "terminology server unreachable (circuit breaker open)").set(int(is_open))
 

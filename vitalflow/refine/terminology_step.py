@@ -79,7 +79,8 @@ class TerminologyStage:
                                  quarantine, out.read, out.filtered, out.parked + parked)
 
     def summary(self) -> dict:
-        return {"records": dict(self.counts), "calls": dict(self.client.stats)}
+        return {"records": dict(self.counts), "calls": dict(self.client.stats),
+                "breaker": self.client.breaker.state}
 
     def _verdicts(self, observations: pa.Table) -> dict:
         """Per distinct (system, code, unit) the server's verdict; per row its index."""

@@ -216,7 +216,7 @@ class TrinoServer:
                                    f"starting; the end of {self.logfile}:\n{self._log_tail()}")
             try:
                 info = httpx.get(f"{self.url}/v1/info", timeout=5).json()
-                if not info.get("starting", True):
+                if not info.get("starting", True) and self._answers_queries():
                     return
             except (httpx.HTTPError, json.JSONDecodeError):
                 pass
@@ -225,6 +225,15 @@ class TrinoServer:
                 raise ServiceError(f"Trino did not start within {timeout:.0f} s; the end of "
                                    f"{self.logfile}:\n{self._log_tail()}")
             time.sleep(1)
+
+    def _answers_queries(self) -> bool:
+        """Done starting is not yet ready: until its node has registered, Trino answers "No
+        nodes available to run query" (seconds on a loaded machine)."""
+        answer = httpx.post(f"{self.url}/v1/statement", content="SELECT 1", timeout=10,
+                            headers={"X-Trino-User": "vitalflow"}).json()
+        while "nextUri" in answer:
+            answer = httpx.get(answer["nextUri"], timeout=10).json()
+        return "error" not in answer
 
     def _log_tail(self) -> str:
         return self.logfile.read_text(errors="replace")[-3000:] if self.logfile.exists() else ""

@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from vitalflow.locks import file_lock, owner_only, write_private
+from vitalflow.processes import terminate
 from vitalflow.services import ServiceError, port_is_free
 
 DEFAULT_BUCKET = "vitalflow"
@@ -186,14 +186,7 @@ class SeaweedFS:
         if pid is None:
             self.pidfile.unlink(missing_ok=True)
             return False
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
-            os.kill(pid, sig)
-            deadline = time.monotonic() + wait
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if not _alive(pid):
-                break
-        _reap(pid)
+        terminate(pid, timeout, kill_wait=10)
         self.pidfile.unlink(missing_ok=True)
         # weed leaves its local sockets behind; they are named after the ports, fixed in /tmp.
         ports = self.ports()
@@ -276,17 +269,3 @@ class SeaweedFS:
         return self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
 
 
-def _alive(pid: int) -> bool:
-    """Running and not yet a zombie: /proc's command line empties before the sockets close."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status when the server is this process's child (no zombie lingers)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

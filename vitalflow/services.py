@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from vitalflow.locks import file_lock, owner_only, tighten_tree, write_private
+from vitalflow.processes import alive
 from vitalflow.pg_passwords import (finish_rotation, new_password, read_passfile, rotate,
                                     scram_verifier, write_passfile)
 
@@ -46,14 +47,11 @@ def _bin_dir() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
-def _is_zombie(pidfile: Path) -> bool:
-    """The process named by a postmaster.pid has exited but was never reaped."""
+def _postmaster_alive(pidfile: Path) -> bool:
     try:
-        pid = int(pidfile.read_text().split()[0])
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return alive(int(pidfile.read_text().split()[0]))
     except (OSError, ValueError, IndexError):
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+        return True  # unreadable: let pg_ctl judge
 
 
 def _is_root() -> bool:
@@ -222,7 +220,7 @@ class EmbeddedPostgres:
         pidfile = self.pgdata / "postmaster.pid"
         if not pidfile.exists():
             return False
-        if _is_zombie(pidfile):
+        if not _postmaster_alive(pidfile):
             # A server killed after its parent was: nobody reaped it, so its pid still "exists"
             # to pg_ctl and to a new postmaster. It is dead; its lock file goes with it.
             pidfile.unlink(missing_ok=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import time
@@ -11,6 +9,7 @@ import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
+from vitalflow.processes import alive, terminate
 from vitalflow.services import ServiceError, port_is_free
 
 HOST = "127.0.0.1"
@@ -54,7 +53,7 @@ class Process:
             command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None
-        return pid if str(self.folder).encode() in command and _alive(pid) else None
+        return pid if str(self.folder).encode() in command and alive(pid) else None
 
     def start(self, command: list[str]) -> subprocess.Popen:
         self.logfile.touch(mode=0o600)
@@ -91,27 +90,9 @@ class Process:
         if pid is None:
             self.pidfile.unlink(missing_ok=True)
             return False
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
-            os.kill(pid, sig)
-            deadline = time.monotonic() + wait
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if not _alive(pid):
-                break
-        try:  # collect the exit status when it is this process's child
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
+        terminate(pid, timeout)
         self.pidfile.unlink(missing_ok=True)
         return True
 
     def log_tail(self) -> str:
         return self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
-
-
-def _alive(pid: int) -> bool:
-    """Running and not a zombie."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False

@@ -11,7 +11,6 @@ from prefect.tasks import exponential_backoff
 
 from storage_backends.base import BackendUnavailable
 from vitalflow.config import load_settings
-from vitalflow.derive.run import derive_age_band_summary, derive_patient_bmi
 from vitalflow.derive.sql import BMI_FLOW, SUMMARY_FLOW
 from vitalflow.pipeline import PipelineRun
 from vitalflow.terminology.client import TerminologyUnavailable
@@ -42,12 +41,12 @@ refine_task = task(PipelineRun.refine, name="refine", **_retrying)
 
 @task(name=BMI_FLOW, **_retrying)
 def patient_bmi_task(run: PipelineRun, full: bool = False) -> dict:
-    return derive_patient_bmi(run.layers, run.settings.derive, full)
+    return run.derive_table(BMI_FLOW, full)
 
 
 @task(name=SUMMARY_FLOW, **_retrying)
 def age_band_summary_task(run: PipelineRun) -> dict:
-    return derive_age_band_summary(run.layers, run.settings.derive)
+    return run.derive_table(SUMMARY_FLOW)
 
 
 @flow(name=BMI_FLOW)

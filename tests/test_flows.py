@@ -114,3 +114,25 @@ def test_served_deployment_and_its_schedule(monkeypatch, tmp_path):
     weekly = deployment()
     assert [s.schedule.cron for s in weekly.schedules] == ["30 4 * * 1"]
     assert weekly.parameters == {"input_path": str(tmp_path / "drop")}
+
+
+def test_owner_flows_emit_their_derive_lineage(harness, settings, tmp_path, monkeypatch):
+    """A derived-table owner flow run on its own emits its job's START and COMPLETE events."""
+    import json
+
+    from flows.pipeline import derive_age_band_summary_flow, derive_patient_bmi_flow
+    from vitalflow.config import load_settings
+    from vitalflow.derive.sql import BMI_FLOW, SUMMARY_FLOW
+    from vitalflow.lineage.recorder import lineage_folder
+
+    monkeypatch.setenv("VITALFLOW__DATABASE__URL", settings.database.url)
+    monkeypatch.setenv("VITALFLOW__PATHS__HOME", str(settings.paths.root))
+    events = lineage_folder(load_settings()) / "events.jsonl"
+    before = len(events.read_text().splitlines()) if events.exists() else 0
+    derive_patient_bmi_flow()
+    derive_age_band_summary_flow()
+    new = [json.loads(line) for line in events.read_text().splitlines()[before:]]
+    jobs = {(e["job"]["name"], e["eventType"]) for e in new}
+    assert {(BMI_FLOW, "COMPLETE"), (SUMMARY_FLOW, "COMPLETE")} <= jobs
+    outputs = {d["name"] for e in new if e["job"]["name"] == BMI_FLOW for d in e["outputs"]}
+    assert any(name.endswith("derived.patient_bmi_latest") for name in outputs)

@@ -39,17 +39,29 @@ def refine_stage(settings: Settings, layers: Layers, run_id: str,
     return result
 
 
+# Each derived table's owner flow and the function that computes it (one owner per table).
+DERIVED_OWNERS = {
+    BMI_FLOW: (PATIENT_BMI_LATEST, derive_patient_bmi),
+    SUMMARY_FLOW: (AGE_BAND_SUMMARY, lambda layers, config, full: derive_age_band_summary(
+        layers, config)),  # the summary is recomputed from the BMI table, full or not
+}
+
+
+def derive_table(settings: Settings, layers: Layers, flow: str, full: bool = False,
+                 job=None) -> dict:
+    """One derived table by its owner flow's function; job(flow) (a context manager yielding
+    where to put the rows written) wraps it, for lineage."""
+    table, compute = DERIVED_OWNERS[flow]
+    with (job or (lambda name: nullcontext(JobRun())))(flow) as lineage:
+        result = compute(layers, settings.derive, full)
+        lineage.rows[table.qualified_name] = result["written"]
+    return result
+
+
 def derive_stage(settings: Settings, layers: Layers, full: bool = False,
                  job=None) -> DeriveResult:
-    """Both derived tables, each by its owner flow's function; job(name) (a context manager
-    yielding where to put the rows written) wraps each, for lineage."""
-    job = job or (lambda name: nullcontext(JobRun()))
-    with job(BMI_FLOW) as lineage:
-        bmi = derive_patient_bmi(layers, settings.derive, full)
-        lineage.rows[PATIENT_BMI_LATEST.qualified_name] = bmi["written"]
-    with job(SUMMARY_FLOW) as lineage:
-        summary = derive_age_band_summary(layers, settings.derive)
-        lineage.rows[AGE_BAND_SUMMARY.qualified_name] = summary["written"]
+    """Every derived table, in the order of DERIVED_OWNERS (the summary reads the BMI table)."""
+    bmi, summary = (derive_table(settings, layers, flow, full, job) for flow in DERIVED_OWNERS)
     return DeriveResult(bmi["changed_patients"], bmi["written"], bmi["deleted"],
                         summary["written"], summary["deleted"], full)
 
@@ -145,6 +157,11 @@ class PipelineRun:
             self.derived = derive_stage(self.settings, self.layers, full, self.lineage.job)
         return self.derived
 
+    def derive_table(self, flow: str, full: bool = False) -> dict:
+        """One derived table by its owner flow (the Prefect owner flows call this)."""
+        with self._timed("derive"), self.reporter.step(flow, None):
+            return derive_table(self.settings, self.layers, flow, full, self.lineage.job)
+
     def reset_from_raw(self) -> None:
         self.audit.rebuild()
         reset_from_raw(self.layers)
@@ -209,7 +226,7 @@ class PipelineRun:
     def _timed(self, stage: str) -> Iterator[None]:
         start = time.perf_counter()
         yield
-        self.seconds[stage] = time.perf_counter() - start
+        self.seconds[stage] = self.seconds.get(stage, 0) + time.perf_counter() - start
 
     def _record(self, status: str, counts: dict | None = None) -> None:
         with self.layers.control.connect() as conn:

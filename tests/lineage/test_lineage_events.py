@@ -102,6 +102,50 @@ def test_unreachable_server_keeps_events_pending_then_flush(settings, generated)
     assert len(read_events(sink.pending_file)) == 10
 
 
+def test_flush_sends_pending_events_in_order_once_the_server_answers(settings, generated,
+                                                                    openlineage_validator):
+    """The success path of flush against a loopback HTTP receiver of the OpenLineage API
+    (POST /api/v1/lineage): every pending event arrives once, in order, and pending empties.
+    Marquez itself cannot be installed here (docs/lineage.md)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from vitalflow.services import free_port
+
+    received: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/api/v1/lineage":
+                received.append(json.loads(body))
+            self.send_response(201 if self.path == "/api/v1/lineage" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = _settings(settings, transport="http", url=url, timeout_seconds=1.0)
+    summary = pipeline.run(settings, generated)  # nobody listens yet: all pending
+    assert summary["lineage"]["pending"] == summary["lineage"]["emitted"] == 10
+    server = ThreadingHTTPServer(("127.0.0.1", port), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sink = EventSink(settings.lineage, lineage_folder(settings), url)
+        pending = read_events(sink.pending_file)
+        assert sink.flush() == (10, 0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [e["run"]["runId"] + e["eventType"] for e in received] == \
+        [e["run"]["runId"] + e["eventType"] for e in pending]
+    for event in received:
+        openlineage_validator(event)
+    assert not read_events(sink.pending_file)
+
+
 @pytest.mark.parametrize("url, namespace, name", [
     ("postgresql://vitalflow:s3cret@db.example.org:5432/vf?passfile=/x/pgpass",
      "postgresql://db.example.org:5432/vf", "refined.observation"),

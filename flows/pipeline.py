@@ -30,6 +30,17 @@ def is_transient(task, task_run, state) -> bool:
     return False
 
 
+def flow_run_parent() -> tuple[str, str, str] | None:
+    """This flow run as the lineage parent of the PipelineRun it opens."""
+    from prefect.runtime import flow_run
+
+    return ("prefect", flow_run.flow_name, flow_run.id) if flow_run.id else None
+
+
+def pipeline_run(profile: str | None) -> PipelineRun:
+    return PipelineRun(load_settings(), profile, orchestrator=flow_run_parent())
+
+
 _retrying = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=2),
              "retry_jitter_factor": 0.5, "retry_condition_fn": is_transient,
              "cache_policy": NONE}
@@ -52,14 +63,14 @@ def age_band_summary_task(run: PipelineRun) -> dict:
 @flow(name=BMI_FLOW)
 def derive_patient_bmi_flow(profile: str | None = None, full: bool = False) -> dict:
     """Owner of derived.patient_bmi_latest."""
-    with PipelineRun(load_settings(), profile) as run:
+    with pipeline_run(profile) as run:
         return patient_bmi_task(run, full)
 
 
 @flow(name=SUMMARY_FLOW)
 def derive_age_band_summary_flow(profile: str | None = None) -> dict:
     """Owner of derived.age_band_summary."""
-    with PipelineRun(load_settings(), profile) as run:
+    with pipeline_run(profile) as run:
         return age_band_summary_task(run)
 
 
@@ -68,7 +79,7 @@ def vitalflow_pipeline(input_path: str, profile: str | None = None,
                        full_derive: bool = False) -> dict:
     """Ingest the files under input_path, refine new batches, update the derived tables: one
     PipelineRun (storage opened once, the run recorded as running, succeeded or failed)."""
-    with PipelineRun(load_settings(), profile) as run:
+    with pipeline_run(profile) as run:
         ingested = ingest_task(run, Path(input_path))
         refine_task(run)
         bmi = patient_bmi_task(run, full_derive)

@@ -136,3 +136,7 @@ def test_owner_flows_emit_their_derive_lineage(harness, settings, tmp_path, monk
     assert {(BMI_FLOW, "COMPLETE"), (SUMMARY_FLOW, "COMPLETE")} <= jobs
     outputs = {d["name"] for e in new if e["job"]["name"] == BMI_FLOW for d in e["outputs"]}
     assert any(name.endswith("derived.patient_bmi_latest") for name in outputs)
+    # The run's own job is parented by the Prefect flow run that opened it.
+    parents = {e["run"]["facets"]["parent"]["job"]["name"] for e in new
+               if e["job"]["name"] == "pipeline" and "parent" in e["run"].get("facets", {})}
+    assert parents == {BMI_FLOW, SUMMARY_FLOW}

@@ -103,7 +103,10 @@ class PipelineRun:
 
     def __init__(self, settings: Settings, profile: str | None = None,
                  reporter: Reporter | None = None, layers: Layers | None = None,
-                 job: str = "pipeline") -> None:
+                 job: str = "pipeline",
+                 orchestrator: tuple[str, str, str] | None = None) -> None:
+        """orchestrator: (namespace, job, run id) of the orchestrator run containing this one
+        (a Prefect flow run), the parent of the run's lineage job."""
         self.settings = settings
         self.profile = profile
         self.reporter = reporter or SilentReporter()
@@ -117,7 +120,7 @@ class PipelineRun:
         self._started = time.perf_counter()
         self._summary: dict | None = None
         self.audit = RunAudit(settings, self.run_id, profile)
-        self.lineage = LineageRecorder(settings, self.run_id, job)
+        self.lineage = LineageRecorder(settings, self.run_id, job, orchestrator)
 
     def __enter__(self) -> PipelineRun:
         if self.layers is None:

@@ -70,11 +70,14 @@ class LineageRecorder:
     nothing in mode file; an event that cannot be built or kept is logged, never raised: lineage
     never fails a run. Constructor does no I/O."""
 
-    def __init__(self, settings: Settings, run_id: str, parent: str | None = "pipeline"
-                 ) -> None:
+    def __init__(self, settings: Settings, run_id: str, parent: str | None = "pipeline",
+                 orchestrator: tuple[str, str, str] | None = None) -> None:
         self.settings = settings
         self.run_id = run_id
         self.parent = parent
+        # (namespace, job, run id) of the orchestrator's run that contains this one, given by
+        # the caller (a Prefect flow) or read from the deployment runner's environment.
+        self.orchestrator = orchestrator
         self.enabled = settings.lineage.emits_events
         self.sink = None
         self.failures = 0
@@ -97,11 +100,12 @@ class LineageRecorder:
     def begin(self, layers: Layers) -> None:
         self.open(layers)
         if self.sink is not None:
-            self._emit("START", self.parent, parent=prefect_parent())
+            self._emit("START", self.parent, parent=self.orchestrator or prefect_parent())
 
     def end(self, exc: BaseException | None) -> None:
         if self.sink is not None:
-            self._emit(_final_state(exc), self.parent, parent=prefect_parent(), error=exc)
+            self._emit(_final_state(exc), self.parent,
+                       parent=self.orchestrator or prefect_parent(), error=exc)
 
     @contextmanager
     def job(self, name: str) -> Iterator[JobRun]:

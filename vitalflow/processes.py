@@ -34,3 +34,14 @@ def terminate(pid: int, grace: float, kill_wait: float = 5) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def pid_from_file(pidfile: Path, marker: str) -> int | None:
+    """The pid a server's pidfile names, when that process still runs and its command line
+    contains marker (so a recycled pid of another program is never taken for it)."""
+    try:
+        pid = int(pidfile.read_text())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if alive(pid) and any(marker.encode() in part for part in command) else None

@@ -48,3 +48,18 @@ def test_results_merge_into_one_file_per_drill(tmp_path):
 def test_every_drill_module_is_named_once():
     modules = [module for module, _ in DRILLS.values()]
     assert len(modules) == len(set(modules))
+
+
+def test_a_pidfile_counts_only_while_its_process_runs_with_the_marker(tmp_path):
+    from vitalflow.processes import pid_from_file, terminate
+
+    process = _sleeper()
+    pidfile = tmp_path / "server.pid"
+    pidfile.write_text(str(process.pid))
+    assert pid_from_file(pidfile, "time.sleep(60)") == process.pid
+    assert pid_from_file(pidfile, "some-other-server.conf") is None  # a recycled pid
+    terminate(process.pid, grace=2)
+    assert pid_from_file(pidfile, "time.sleep(60)") is None
+    pidfile.write_text("garbage")
+    assert pid_from_file(pidfile, "x") is None
+    assert pid_from_file(tmp_path / "absent.pid", "x") is None

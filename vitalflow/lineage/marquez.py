@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import httpx
 import psycopg
 
 from vitalflow.config import Settings
+from vitalflow.processes import pid_from_file, terminate
 from vitalflow.services import EmbeddedPostgres, ServiceError, free_port, port_is_free
 
 VERSION = os.environ.get("MARQUEZ_VERSION", "0.50.0")
@@ -61,15 +61,7 @@ class Marquez:
         return f"http://{HOST}:{self.ports()[0]}" if self.pid() else ""
 
     def pid(self) -> int | None:
-        if not self.pidfile.exists():
-            return None
-        pid = int(self.pidfile.read_text())
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return None
-        return pid if state != "Z" and str(self.config_file).encode() in command else None
+        return pid_from_file(self.pidfile, str(self.config_file))
 
     def status(self) -> dict:
         pid = self.pid()
@@ -113,16 +105,7 @@ class Marquez:
         if pid is None:
             self.pidfile.unlink(missing_ok=True)
             return False
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait
-            while self.pid() and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if not self.pid():
-                break
+        terminate(pid, timeout, kill_wait=10)
         self.pidfile.unlink(missing_ok=True)
         return True
 

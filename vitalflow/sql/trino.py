@@ -12,10 +12,10 @@ from string import Template
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
-import psutil
 
 from vitalflow.config import PROJECT_ROOT, Settings
 from vitalflow.privacy.identity import ANALYST as PG_ANALYST
+from vitalflow.processes import pid_from_file, terminate
 from vitalflow.services import ServiceError, free_port, port_is_free
 
 TEMPLATES = PROJECT_ROOT / "infra" / "trino"
@@ -72,14 +72,7 @@ class TrinoServer:
         return f"http://127.0.0.1:{self.portfile.read_text().strip()}"
 
     def pid(self) -> int | None:
-        if not self.pidfile.exists():
-            return None
-        pid = int(self.pidfile.read_text())
-        try:
-            command = psutil.Process(pid).cmdline()
-        except psutil.Error:
-            return None
-        return pid if f"-Dconfig={self.etc}/config.properties" in command else None
+        return pid_from_file(self.pidfile, f"-Dconfig={self.etc}/config.properties")
 
     def status(self) -> dict:
         pid = self.pid()
@@ -116,13 +109,7 @@ class TrinoServer:
         self.pidfile.unlink(missing_ok=True)
         if pid is None:
             return False
-        process = psutil.Process(pid)
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except psutil.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        terminate(pid, timeout, kill_wait=10)
         return True
 
     def _java(self) -> Path:

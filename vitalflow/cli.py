@@ -14,6 +14,7 @@ from rich.table import Table
 
 from storage_backends.base import redact
 from vitalflow.config import load_settings
+from vitalflow.deploy import cli as deploy_cli
 from vitalflow.dictionary import cli as dictionary_cli
 from vitalflow.drills import cli as drill_cli
 from vitalflow.audit import cli as audit_cli
@@ -48,6 +49,7 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(sql_cli.app)  # sql, console, sql-users
 app.add_typer(provision_cli.app, name="config")
 app.add_typer(lineage_cli.app, name="lineage")
+app.add_typer(deploy_cli.app, name="deploy")
 app.command("drill")(drill_cli.drill_command)
 console = Console()
 errors = Console(stderr=True)

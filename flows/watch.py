@@ -1,0 +1,67 @@
+"""The watcher process: a `vitalflow.file.landed` Prefect event for each file that lands in the
+input folder or under the S3 raw prefix (prefect.yaml's arrival deployment is triggered by it).
+
+    python -m flows.watch --input DIR [--s3-prefix BUCKET/raw/] [--interval 5] [--once]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from prefect.events import emit_event
+
+from vitalflow.config import load_settings
+from vitalflow.deploy.graph import FILE_LANDED
+from vitalflow.deploy.watch import Landed, Watcher
+
+log = logging.getLogger("vitalflow.watch")
+
+
+def announce(landed: Landed) -> None:
+    emit_event(event=FILE_LANDED,
+               resource={"prefect.resource.id": f"vitalflow.file.{landed.uri}",
+                         "prefect.resource.name": Path(landed.uri).name,
+                         "vitalflow.path": str(landed.path), "vitalflow.uri": landed.uri})
+    log.info("landed: %s", landed.uri)
+
+
+def _s3(prefix: str):
+    from pyarrow.fs import S3FileSystem
+
+    from vitalflow.object_store import s3_options
+
+    options = s3_options(load_settings().paths.root)
+    endpoint = options.get("s3.endpoint", "")
+    return S3FileSystem(access_key=options.get("s3.access-key-id"),
+                        secret_key=options.get("s3.secret-access-key"),
+                        endpoint_override=endpoint.split("://")[-1] or None,
+                        scheme=endpoint.split("://")[0] if endpoint else "https",
+                        region=options["s3.region"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", type=Path, help="input folder to watch")
+    parser.add_argument("--s3-prefix", default="", help="bucket/prefix to watch, e.g. "
+                        "vitalflow/raw/ (the embedded store unless VITALFLOW__S3__ENDPOINT)")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
+    parser.add_argument("--once", action="store_true", help="two polls, then exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    root = load_settings().paths.root
+    watcher = Watcher(root / "watch" / "reported.json", folder=args.input,
+                      s3=_s3(args.s3_prefix) if args.s3_prefix else None,
+                      s3_prefix=args.s3_prefix, landing=root / "watch" / "landing")
+    polls = 0
+    while not (args.once and polls == 2):  # a file is reported when two polls agree
+        for landed in watcher.poll():
+            announce(landed)
+        polls += 1
+        time.sleep(args.interval if not (args.once and polls == 2) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -124,3 +124,12 @@ def vitalflow_pipeline(input_path: str, profile: str | None = None, full_derive:
     result = run.summary()
     publish_summary(result)
     return {**result, "patient_bmi_latest": bmi, "age_band_summary": summary}
+
+
+def run_in_process(input_path: Path, progress, profile: str | None) -> dict:
+    """The CLI's `vitalflow run` as this flow, with the CLI's progress display."""
+    token = reporter.set(progress)
+    try:
+        return vitalflow_pipeline(str(input_path), profile)
+    finally:
+        reporter.reset(token)

@@ -104,17 +104,17 @@ def run(
                                          "file was unreadable, truncated or skipped.")] = False,
 ) -> None:
     """Ingest, refine and derive; services started here stay up until `services down`."""
-    from vitalflow import pipeline
+    from vitalflow.deploy.handoff import run_pipeline
     from vitalflow.progress import RichReporter, SilentReporter
 
     settings = load_settings()
     try:
         source = input or _sample_input(settings)
         if as_json or not sys.stderr.isatty():
-            summary = pipeline.run(settings, source, SilentReporter(), profile)
+            summary = run_pipeline(settings, source, SilentReporter(), profile)
         else:
             with RichReporter() as reporter:
-                summary = pipeline.run(settings, source, reporter, profile)
+                summary = run_pipeline(settings, source, reporter, profile)
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     summary["database_url"] = redact(summary["database_url"])

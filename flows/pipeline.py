@@ -10,7 +10,7 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect.tasks import exponential_backoff
 
-from flows.publish import guard_refine, publish_summary, table_updated
+from flows.publish import guard_refine, publish_summary, settle, table_updated
 
 from storage_backends.base import BackendUnavailable
 from vitalflow.config import load_settings
@@ -74,25 +74,35 @@ def age_band_summary_task(run: PipelineRun) -> dict:
 
 
 @flow(name=BMI_FLOW)
-def derive_patient_bmi_flow(profile: str | None = None, full: bool = False) -> dict:
+def derive_patient_bmi_flow(profile: str | None = None, full: bool = False,
+                            changed_at: str | None = None, debounce_seconds: float = 0) -> dict:
     """Owner of derived.patient_bmi_latest: bring it up to date with refined.
 
     Args:
         profile: Storage profile (postgres, lakehouse, clickhouse, mixed or a configured one);
             empty for the configured default.
         full: Recompute every person instead of those changed since the last run.
+        changed_at: When the input changed (the triggering event's time); empty for now.
+        debounce_seconds: Wait until this long after changed_at before deriving, so the
+            changes whose events the trigger's debounce window swallowed are included.
     """
+    settle(changed_at, debounce_seconds)
     with PipelineRun(load_settings(), profile or None) as run:
         return patient_bmi_task(run, full)
 
 
 @flow(name=SUMMARY_FLOW)
-def derive_age_band_summary_flow(profile: str | None = None) -> dict:
+def derive_age_band_summary_flow(profile: str | None = None, changed_at: str | None = None,
+                                 debounce_seconds: float = 0) -> dict:
     """Owner of derived.age_band_summary: recompute it from derived.patient_bmi_latest.
 
     Args:
         profile: Storage profile; empty for the configured default.
+        changed_at: When the input changed (the triggering event's time); empty for now.
+        debounce_seconds: Wait until this long after changed_at before deriving, so the
+            changes whose events the trigger's debounce window swallowed are included.
     """
+    settle(changed_at, debounce_seconds)
     with PipelineRun(load_settings(), profile or None) as run:
         return age_band_summary_task(run)
 

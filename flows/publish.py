@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from prefect.artifacts import create_markdown_artifact
 from prefect.concurrency.sync import concurrency
@@ -45,3 +47,15 @@ def publish_summary(summary: dict) -> None:
     create_markdown_artifact(summary_markdown(summary),
                              key=artifact_key(summary["storage"]["profile"]),
                              description=f"vitalflow run {summary['run_id']}")
+
+
+def settle(changed_at: str | None, debounce_seconds: float) -> None:
+    """Trailing-edge debounce: a reactive trigger fires at the first event of its window and
+    drops the rest, so the owner flow it starts waits for the window's end; then everything
+    those dropped events announced is committed and is derived by this run."""
+    if not changed_at or debounce_seconds <= 0:
+        return
+    changed = datetime.fromisoformat(changed_at.replace("Z", "+00:00"))
+    wait = changed.timestamp() + debounce_seconds - datetime.now(UTC).timestamp()
+    if wait > 0:
+        time.sleep(min(wait, debounce_seconds))

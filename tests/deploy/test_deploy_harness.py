@@ -90,7 +90,8 @@ def test_triggers_turn_events_into_runs_of_the_deployments(harness, tmp_path):
             "prefect.resource.id": table_resource("refined.observation"),
             "vitalflow.profile": "postgres"})
     bmi = wait_for("the BMI owner flow run", lambda: _runs_of("on-refined-inputs"))
-    assert bmi[0].parameters == {"profile": "postgres"}
+    assert bmi[0].parameters["profile"] == "postgres"
+    assert bmi[0].parameters["debounce_seconds"] == 30 and bmi[0].parameters["changed_at"]
     emit_event(event=TABLE_UPDATED, resource={
         "prefect.resource.id": table_resource("derived.patient_bmi_latest"),
         "vitalflow.profile": "postgres"})

@@ -5,6 +5,7 @@ deployment file with a trigger cycle is refused before anything is deployed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import psycopg
 import pytest
 
 from tests.deploy.conftest import ROOT, wait_for
-from tests.fhir_factory import observation, patient, write_ndjson
+from tests.fhir_factory import observation, patient
 from vitalflow.services import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -62,16 +63,15 @@ def test_a_dropped_file_flows_through_to_the_derived_tables(tmp_path, database_u
         wait_for("make serve to be ready", lambda: serve.poll() is not None or
                  "Prefect UI:" in (tmp_path / "serve.log").read_text(), timeout=300, every=1)
         assert serve.poll() is None, (tmp_path / "serve.log").read_text()
-        drop = tmp_path / "drop"
-        write_ndjson(drop / "Patient.ndjson", [patient("p1", birth="1970-01-01"),
-                                               patient("p2", birth="1990-06-01")])
-        write_ndjson(drop / "Observation.ndjson", [
-            observation("h1", "p1", "height", 180, "2022-05-01T09:00:00Z"),
-            observation("w1", "p1", "weight", 81, "2022-05-01T09:00:00Z"),
-            observation("h2", "p2", "height", 165, "2022-05-01T09:00:00Z"),
-            observation("w2", "p2", "weight", 60, "2022-05-01T09:00:00Z")])
-        for name in ("Observation.ndjson", "Patient.ndjson"):  # observations land first
-            (drop / name).rename(tmp_path / "inbox" / name)
+        resources = [patient("p1", birth="1970-01-01"), patient("p2", birth="1990-06-01"),
+                     observation("h1", "p1", "height", 180, "2022-05-01T09:00:00Z"),
+                     observation("w1", "p1", "weight", 81, "2022-05-01T09:00:00Z"),
+                     observation("h2", "p2", "height", 165, "2022-05-01T09:00:00Z"),
+                     observation("w2", "p2", "weight", 60, "2022-05-01T09:00:00Z")]
+        bundle = {"resourceType": "Bundle", "type": "collection",
+                  "entry": [{"resource": r} for r in resources]}
+        (tmp_path / "bundle.json").write_text(json.dumps(bundle))
+        (tmp_path / "bundle.json").rename(tmp_path / "inbox" / "visit-2022-05-01.json")
 
         def summary_rows():
             with psycopg.connect(database_url) as conn:
@@ -86,12 +86,13 @@ def test_a_dropped_file_flows_through_to_the_derived_tables(tmp_path, database_u
 
         def completed():
             runs = [r for r in _flow_runs(api) if r["state_type"] == "COMPLETED"]
-            return runs if len(runs) >= 4 else None
+            return runs if len(runs) >= 3 else None
 
         runs = wait_for("the completed flow runs", completed, timeout=60, every=2)
         arrival = [r for r in runs if r["parameters"].get("derive") is False]
-        assert sorted(Path(r["parameters"]["input_path"]).name for r in arrival) == [
-            "Observation.ndjson", "Patient.ndjson"]
+        assert [Path(r["parameters"]["input_path"]).name for r in arrival] == [
+            "visit-2022-05-01.json"]
+        assert {r["parameters"].get("debounce_seconds") for r in runs} >= {DEBOUNCE}
         with psycopg.connect(database_url) as conn:
             bmi = conn.execute("SELECT count(*) FROM derived.patient_bmi_latest").fetchone()[0]
             statuses = {r[0] for r in conn.execute("SELECT status FROM meta.run")}

@@ -15,7 +15,7 @@ from prefect.events import emit_event
 
 from vitalflow.config import load_settings
 from vitalflow.deploy.graph import FILE_LANDED
-from vitalflow.deploy.watch import Landed, Watcher
+from vitalflow.deploy.watch import Landed, Watcher, s3_filesystem
 
 log = logging.getLogger("vitalflow.watch")
 
@@ -28,18 +28,10 @@ def announce(landed: Landed) -> None:
     log.info("landed: %s", landed.uri)
 
 
-def _s3(prefix: str):
-    from pyarrow.fs import S3FileSystem
-
+def _s3():
     from vitalflow.object_store import s3_options
 
-    options = s3_options(load_settings().paths.root)
-    endpoint = options.get("s3.endpoint", "")
-    return S3FileSystem(access_key=options.get("s3.access-key-id"),
-                        secret_key=options.get("s3.secret-access-key"),
-                        endpoint_override=endpoint.split("://")[-1] or None,
-                        scheme=endpoint.split("://")[0] if endpoint else "https",
-                        region=options["s3.region"])
+    return s3_filesystem(s3_options(load_settings().paths.root))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     root = load_settings().paths.root
     watcher = Watcher(root / "watch" / "reported.json", folder=args.input,
-                      s3=_s3(args.s3_prefix) if args.s3_prefix else None,
+                      s3=_s3() if args.s3_prefix else None,
                       s3_prefix=args.s3_prefix, landing=root / "watch" / "landing")
     polls = 0
     while not (args.once and polls == 2):  # a file is reported when two polls agree

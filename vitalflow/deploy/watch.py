@@ -20,6 +20,17 @@ class Landed:
     path: Path
 
 
+def s3_filesystem(options: dict) -> pafs.S3FileSystem:
+    """A pyarrow S3 filesystem from s3_options (vitalflow/object_store.py): the configured or
+    embedded endpoint and keys."""
+    endpoint = options.get("s3.endpoint", "")
+    return pafs.S3FileSystem(access_key=options.get("s3.access-key-id"),
+                             secret_key=options.get("s3.secret-access-key"),
+                             endpoint_override=endpoint.split("://")[-1] or None,
+                             scheme=endpoint.split("://")[0] if endpoint else "https",
+                             region=options["s3.region"])
+
+
 def _wanted(name: str) -> bool:
     return not name.startswith(("_", "."))  # as ingest: such names are skipped
 

@@ -9,9 +9,10 @@ import json
 import os
 import signal
 import subprocess
-import time
+import sys
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -23,14 +24,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 DEBOUNCE = 3  # seconds; prefect.yaml says 30
 
 
-def _serve(tmp_path: Path, database_url: str, prefect_file: Path, port: int):
-    log = (tmp_path / "serve.log").open("w")
-    env = {**os.environ, "PREFECT_PORT": str(port), "PREFECT_HOME": str(tmp_path / "prefect"),
+def _env(tmp_path: Path, database_url: str, prefect_file: Path, port: int) -> dict:
+    return {**os.environ, "PREFECT_PORT": str(port), "PREFECT_HOME": str(tmp_path / "prefect"),
            "VITALFLOW_INPUT": str(tmp_path / "inbox"), "VITALFLOW_PREFECT_FILE": str(prefect_file),
            "VITALFLOW__DATABASE__URL": database_url,
            "VITALFLOW__PATHS__HOME": str(tmp_path / "home"),
            "VITALFLOW__MONITORING__WORKER_METRICS_PORT": "0",
            "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_API_URL": ""}
+
+
+def _serve(tmp_path: Path, database_url: str, prefect_file: Path, port: int):
+    log = (tmp_path / "serve.log").open("w")
+    env = _env(tmp_path, database_url, prefect_file, port)
     return subprocess.Popen(["bash", str(ROOT / "infra/prefect/serve.sh")], env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -46,8 +51,6 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def _flow_runs(api: str) -> list[dict]:
-    import httpx
-
     response = httpx.post(f"{api}/flow_runs/filter", json={"limit": 50}, timeout=30)
     response.raise_for_status()
     return response.json()
@@ -97,6 +100,29 @@ def test_a_dropped_file_flows_through_to_the_derived_tables(tmp_path, database_u
             bmi = conn.execute("SELECT count(*) FROM derived.patient_bmi_latest").fetchone()[0]
             statuses = {r[0] for r in conn.execute("SELECT status FROM meta.run")}
         assert bmi == 2 and statuses == {"succeeded"}
+
+        def nightly_scheduled():  # the server's scheduler made runs of the cron deployment
+            return [r for r in _flow_runs(api) if r["state_type"] == "SCHEDULED" and
+                    r["parameters"].get("input_path") == str(tmp_path / "inbox")]
+
+        wait_for("the nightly schedule's runs", nightly_scheduled, timeout=120, every=3)
+        # `vitalflow run` from another shell with PREFECT_API_URL: a flow run on this server
+        # with the same flow and task names, and its summary artifact.
+        cli = subprocess.run(
+            [str(Path(sys.executable).parent / "vitalflow"), "run", "--json", "--input",
+             str(tmp_path / "inbox" / "visit-2022-05-01.json")],
+            env={**_env(tmp_path, database_url, prefect_file, port), "PREFECT_API_URL": api},
+            capture_output=True, text=True, timeout=300)
+        assert cli.returncode == 0, cli.stderr[-3000:]
+        run_id = json.loads(cli.stdout.splitlines()[-1])["run_id"]
+        by_hand = [r for r in _flow_runs(api) if r["deployment_id"] is None]
+        assert [r["state_type"] for r in by_hand] == ["COMPLETED"]
+        tasks = httpx.post(f"{api}/task_runs/filter", json={"flow_runs": {"id": {
+            "any_": [by_hand[0]["id"]]}}}, timeout=30).json()
+        assert {t["name"].rsplit("-", 1)[0] for t in tasks} >= {"ingest", "refine"}
+        artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"key": {
+            "any_": ["vitalflow-run-summary-postgres"]}}}, timeout=30).json()
+        assert any(f"# vitalflow run {run_id}" in a["data"] for a in artifacts)
     finally:
         _stop(serve)
     assert serve.returncode is not None

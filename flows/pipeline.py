@@ -11,7 +11,6 @@ from prefect.cache_policies import NONE
 from prefect.tasks import exponential_backoff
 
 from flows.publish import guard_refine, publish_summary, settle, table_updated
-
 from storage_backends.base import BackendUnavailable
 from vitalflow.config import load_settings
 from vitalflow.derive.run import derive_age_band_summary, derive_patient_bmi

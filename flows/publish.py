@@ -55,7 +55,7 @@ def settle(changed_at: str | None, debounce_seconds: float) -> None:
     those dropped events announced is committed and is derived by this run."""
     if not changed_at or debounce_seconds <= 0:
         return
-    changed = datetime.fromisoformat(changed_at.replace("Z", "+00:00"))
+    changed = datetime.fromisoformat(changed_at)
     wait = changed.timestamp() + debounce_seconds - datetime.now(UTC).timestamp()
     if wait > 0:
         time.sleep(min(wait, debounce_seconds))

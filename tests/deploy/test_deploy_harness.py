@@ -69,8 +69,12 @@ def test_a_pipeline_run_publishes_its_summary_and_the_tables_it_changed(
                                         "derived.age_band_summary")}
 
     wait_for("the table-updated events", updated_tables, timeout=60)
+    with _client() as client:  # the refine guard every refine of the profile holds
+        guard = client.read_global_concurrency_limit_by_name("vitalflow-refine-postgres")
+    assert guard.limit == 1 and guard.active_slots == 0
 
 
+@pytest.mark.slow  # prefect deploy --all: about 20 s
 def test_triggers_turn_events_into_runs_of_the_deployments(harness, tmp_path):
     """prefect.yaml deployed as `make serve` does; a landed file starts the arrival
     deployment for that file, refined changes start the BMI owner flow once per debounce

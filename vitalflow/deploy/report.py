@@ -42,8 +42,8 @@ def summary_markdown(summary: dict) -> str:
         lines += ["", "## Derived", ""]
         lines += _table(("figure", "value"), [(k, v) for k, v in derive.items()])
     lines += ["", "## Where to look next", "",
-              f"- Lineage of a derived value: `vitalflow lineage trace "
-              f"{PATIENT_BMI_LATEST.qualified_name} --key <patient_key>` ({LINEAGE_DOC})",
-              f"- What each table and column means: `vitalflow dictionary build --out DIR` "
-              f"({DICTIONARY_DOC})"]
+              (f"- Lineage of a derived value: `vitalflow lineage trace "
+               f"{PATIENT_BMI_LATEST.qualified_name} --key <patient_key>` ({LINEAGE_DOC})"),
+              (f"- What each table and column means: `vitalflow dictionary build --out DIR` "
+               f"({DICTIONARY_DOC})")]
     return "\n".join(lines) + "\n"

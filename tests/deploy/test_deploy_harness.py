@@ -102,3 +102,25 @@ def test_triggers_turn_events_into_runs_of_the_deployments(harness, tmp_path):
     wait_for("the summary owner flow run", lambda: _runs_of("on-bmi-updated"))
     assert len(_runs_of("on-refined-inputs")) == 1  # debounced
     assert _runs_of("nightly") == []  # scheduled runs are not triggered by events
+
+
+@pytest.mark.postgres
+def test_the_operation_flows(harness, settings, tmp_path, monkeypatch):
+    """Rebuild holds the refine guard and refines every batch again; a failing command of an
+    operation flow fails the flow and its output is the artifact."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.operations import drill_flow, rebuild_flow
+    from flows.pipeline import vitalflow_pipeline
+
+    monkeypatch.setenv("VITALFLOW__DATABASE__URL", settings.database.url)
+    monkeypatch.setenv("VITALFLOW__PATHS__HOME", str(settings.paths.root))
+    write_ndjson(tmp_path / "in" / "Patient.ndjson", [patient("p1", birth="1970-01-01")])
+    vitalflow_pipeline(str(tmp_path / "in"))
+    assert rebuild_flow()["counts"]["Patient"]["refined"] == 1
+    with pytest.raises(RuntimeError, match="vitalflow drill no-such-drill --quick --json failed"):
+        drill_flow("no-such-drill")
+    with _client() as client:
+        (artifact,) = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["vitalflow-drill"])), limit=1)
+    assert "exit code 2" in artifact.data and "no-such-drill" in artifact.data

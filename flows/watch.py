@@ -1,7 +1,7 @@
 """The watcher process: a `vitalflow.file.landed` Prefect event for each file that lands in the
 input folder or under the S3 raw prefix (prefect.yaml's arrival deployment is triggered by it).
 
-    python -m flows.watch --input DIR [--s3-prefix BUCKET/raw/] [--interval 5] [--once]
+    python -m flows.watch --input DIR [--s3-prefix BUCKET/raw/] [--interval 5]
 """
 
 from __future__ import annotations
@@ -40,19 +40,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--s3-prefix", default="", help="bucket/prefix to watch, e.g. "
                         "vitalflow/raw/ (the embedded store unless VITALFLOW__S3__ENDPOINT)")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
-    parser.add_argument("--once", action="store_true", help="two polls, then exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     root = load_settings().paths.root
     watcher = Watcher(root / "watch" / "reported.json", folder=args.input,
                       s3=_s3() if args.s3_prefix else None,
                       s3_prefix=args.s3_prefix, landing=root / "watch" / "landing")
-    polls = 0
-    while not (args.once and polls == 2):  # a file is reported when two polls agree
+    while True:  # until stopped (make serve stops it with the server)
         for landed in watcher.poll():
             announce(landed)
-        polls += 1
-        time.sleep(args.interval if not (args.once and polls == 2) else 0)
+        time.sleep(args.interval)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ test: $(STAMP)
 	$(BIN)/python -m coverage combine -q && chmod 600 .coverage
 	$(BIN)/python -m coverage report
 
-## Local Prefect server (http://127.0.0.1:4200) with the scheduled deployment.
+## Local Prefect server (http://127.0.0.1:4200) with prefect.yaml deployed, the file watcher
+## and a worker (docs/deploy.md); from another shell: export PREFECT_API_URL=http://127.0.0.1:4200/api
 serve: $(STAMP)
 	bash infra/prefect/serve.sh
 

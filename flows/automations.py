@@ -8,10 +8,10 @@ from uuid import UUID
 from prefect.automations import Automation, EventTrigger, SendNotification
 from prefect.events.schemas.automations import Posture
 
-from vitalflow.derive.sql import BMI_FLOW, SUMMARY_FLOW
+from vitalflow.deploy import graph
 
 PIPELINE_FLOW = "vitalflow-pipeline"
-FLOWS = [PIPELINE_FLOW, BMI_FLOW, SUMMARY_FLOW]
+FLOWS = [flow.name for flow in graph.FLOWS]  # every flow prefect.yaml may deploy
 BLOCK_NAME = "vitalflow-alerts"
 _FLOW_RUNS = {"prefect.resource.id": "prefect.flow-run.*"}
 _OUR_FLOWS = {"prefect.resource.role": "flow", "prefect.resource.name": FLOWS}

@@ -1,32 +1,32 @@
-"""Serves the pipeline as a Prefect deployment with a cron schedule (see `make serve`)."""
+"""The process worker `make serve` starts: runs the flow runs of the vitalflow work pool (the
+deployments of prefect.yaml) and serves the worker's /metrics."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import os
 
-from prefect import serve
-from prefect.deployments.runner import RunnerDeployment
-
-from flows.pipeline import vitalflow_pipeline
 from vitalflow.config import load_settings
 from vitalflow.monitoring.exposition import serve_metrics
 
-
-def deployment() -> RunnerDeployment:
-    """The nightly deployment: schedule from VITALFLOW_CRON, input from VITALFLOW_INPUT."""
-    settings = load_settings()
-    input_path = os.environ.get("VITALFLOW_INPUT", str(settings.paths.root / "sample"))
-    return vitalflow_pipeline.to_deployment(
-        name="vitalflow-nightly",
-        cron=os.environ.get("VITALFLOW_CRON", "0 2 * * *"),
-        parameters={"input_path": input_path},
-        description="Ingest new files, refine, update derived tables.",
-    )
+POOL = "vitalflow-process"
 
 
-def main() -> None:
-    serve_metrics(load_settings().monitoring.worker_metrics_port)  # the worker's /metrics
-    serve(deployment())
+async def work(pool: str) -> None:
+    from prefect.workers.process import ProcessWorker
+
+    async with ProcessWorker(work_pool_name=pool) as worker:
+        await worker.start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pool", default=os.environ.get("VITALFLOW_WORK_POOL", POOL),
+                        help="work pool to poll (default: VITALFLOW_WORK_POOL, else %(default)s)")
+    args = parser.parse_args(argv)
+    serve_metrics(load_settings().monitoring.worker_metrics_port)
+    asyncio.run(work(args.pool))
 
 
 if __name__ == "__main__":

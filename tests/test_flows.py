@@ -96,26 +96,6 @@ def test_a_transient_failure_is_retried_under_prefect(harness):
     assert len(attempts) == 1
 
 
-def test_served_deployment_and_its_schedule(monkeypatch, tmp_path):
-    """flows/serve.py builds the deployment `make serve` serves (serving itself runs forever)."""
-    from prefect.client.schemas.schedules import CronSchedule
-
-    from flows.serve import deployment
-
-    monkeypatch.setenv("VITALFLOW__PATHS__HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("VITALFLOW_CRON", raising=False)
-    monkeypatch.delenv("VITALFLOW_INPUT", raising=False)
-    nightly = deployment()
-    assert (nightly.name, nightly.flow_name) == ("vitalflow-nightly", "vitalflow-pipeline")
-    assert nightly.parameters == {"input_path": str(tmp_path / "home" / "sample")}
-    assert [s.schedule for s in nightly.schedules] == [CronSchedule(cron="0 2 * * *")]
-    monkeypatch.setenv("VITALFLOW_CRON", "30 4 * * 1")
-    monkeypatch.setenv("VITALFLOW_INPUT", str(tmp_path / "drop"))
-    weekly = deployment()
-    assert [s.schedule.cron for s in weekly.schedules] == ["30 4 * * 1"]
-    assert weekly.parameters == {"input_path": str(tmp_path / "drop")}
-
-
 def test_owner_flows_emit_their_derive_lineage(harness, settings, tmp_path, monkeypatch):
     """A derived-table owner flow run on its own emits its job's START and COMPLETE events."""
     import json

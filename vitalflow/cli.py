@@ -14,6 +14,7 @@ from rich.table import Table
 
 from storage_backends.base import redact
 from vitalflow.config import load_settings
+from vitalflow.deploy import cli as deploy_cli
 from vitalflow.dictionary import cli as dictionary_cli
 from vitalflow.drills import cli as drill_cli
 from vitalflow.audit import cli as audit_cli
@@ -48,6 +49,7 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(sql_cli.app)  # sql, console, sql-users
 app.add_typer(provision_cli.app, name="config")
 app.add_typer(lineage_cli.app, name="lineage")
+app.add_typer(deploy_cli.app, name="deploy")
 app.command("drill")(drill_cli.drill_command)
 console = Console()
 errors = Console(stderr=True)
@@ -102,17 +104,17 @@ def run(
                                          "file was unreadable, truncated or skipped.")] = False,
 ) -> None:
     """Ingest, refine and derive; services started here stay up until `services down`."""
-    from vitalflow import pipeline
+    from vitalflow.deploy.handoff import run_pipeline
     from vitalflow.progress import RichReporter, SilentReporter
 
     settings = load_settings()
     try:
         source = input or _sample_input(settings)
         if as_json or not sys.stderr.isatty():
-            summary = pipeline.run(settings, source, SilentReporter(), profile)
+            summary = run_pipeline(settings, source, SilentReporter(), profile)
         else:
             with RichReporter() as reporter:
-                summary = pipeline.run(settings, source, reporter, profile)
+                summary = run_pipeline(settings, source, reporter, profile)
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     summary["database_url"] = redact(summary["database_url"])

@@ -1,0 +1,1 @@
+"""Deployments as data: the ownership graph of flows and tables, its checks, the run report."""

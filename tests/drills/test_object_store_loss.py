@@ -1,0 +1,57 @@
+"""Drill object-store-loss: a volume server killed mid lakehouse run loses nothing."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import psutil
+import pytest
+
+from vitalflow.drills.base import DrillOptions
+from vitalflow.drills.object_store_loss import Probe
+from vitalflow.drills.runner import run_drill
+
+
+@pytest.fixture
+def workdir():
+    """Not under pytest's basetemp, which another session may prune while servers run."""
+    root = Path(tempfile.mkdtemp(prefix="vitalflow-test-drill-store-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _started_under(folder: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if any(str(folder) in part for part in process.info["cmdline"] or ()):
+            found.append(process)
+    return found
+
+
+@pytest.mark.slow
+def test_quick_drill_loses_no_data_and_stops_what_it_started(workdir):
+    result = run_drill("object-store-loss", DrillOptions(workdir=workdir, quick=True))
+
+    assert result.ok, (result.notes, result.details)
+    assert result.details["killed_while_running"]
+    assert result.acknowledged_lost == 0 and result.counts_exact
+    assert result.details["objects_unreadable"] == 0 and result.details["objects_read"] > 0
+    assert result.details["rows"]["refined.observation"] > 0
+    assert result.details["under_replicated_volumes"] > 0  # the kill did take copies away
+    assert result.rto_s is not None and result.extra_run_s is not None
+    assert result.details["kill_to_replicated_s"] > 0
+    assert not _started_under(workdir)
+
+
+def test_outage_counts_overlapping_failed_and_stalled_writes_once():
+    probe = Probe.__new__(Probe)
+    probe.attempts = [(0.0, 0.1, True),    # before the kill: not counted
+                      (10.0, 10.2, True),  # fine
+                      (10.3, 12.3, True),  # stalled 2 s
+                      (12.0, 13.0, False),  # failed, overlapping the stall by 0.3 s
+                      (14.0, 14.1, True)]
+    seconds, failures, stalls = probe.disrupted(since=5.0)
+    assert seconds == pytest.approx(2.7)
+    assert (failures, stalls) == (1, 1)

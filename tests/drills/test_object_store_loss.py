@@ -9,9 +9,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from vitalflow.drills.base import DrillOptions
+from vitalflow.drills.base import DrillOptions, Teardown
 from vitalflow.drills.object_store_loss import Probe
 from vitalflow.drills.runner import run_drill
+from vitalflow.drills.seaweed_cluster import SeaweedCluster
 
 
 @pytest.fixture
@@ -55,3 +56,21 @@ def test_outage_counts_overlapping_failed_and_stalled_writes_once():
     seconds, failures, stalls = probe.disrupted(since=5.0)
     assert seconds == pytest.approx(2.7)
     assert (failures, stalls) == (1, 1)
+
+
+def test_cluster_listens_on_loopback_only_and_keeps_two_copies(workdir):
+    with Teardown() as teardown:
+        cluster = SeaweedCluster(workdir / "seaweedfs")
+        cluster.up(teardown)
+        fs = cluster.filesystem()
+        with fs.open_output_stream("probe/one") as out:
+            out.write(b"x" * 1000)
+        processes = [psutil.Process(p.pid) for p in cluster.processes.values()]
+        listening = {(c.laddr.ip, c.laddr.port) for p in processes
+                     for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+        assert {ip for ip, _ in listening} == {"127.0.0.1"}
+        assert {cluster.ports["s3"], cluster.ports["master"]} <= {port for _, port in listening}
+        assert len(cluster.data_nodes()) == 3 and not cluster.under_replicated()
+        held = [volumes for volumes in cluster.data_nodes().values() if volumes]
+        assert len(held) >= 2  # each volume on two servers
+    assert not _started_under(workdir)

@@ -18,6 +18,7 @@ from vitalflow.drills.base import DrillOptions, DrillResult, Teardown, private_d
 from vitalflow.drills.seaweed_cluster import SeaweedCluster
 from vitalflow.locks import write_private
 from vitalflow.object_store import credentials_file, server_env
+from vitalflow.privacy.keys import new_key_text, write_key_file
 from vitalflow.services import EmbeddedPostgres, free_port
 
 NAME = "object-store-loss"
@@ -35,17 +36,21 @@ class PipelineRun:
 
     home: Path
     bucket: str
+    key_file: Path  # one pseudonymisation key for both runs, so they write the same rows
     port: int = field(default_factory=free_port)
     seconds: float = 0.0
     attempts: int = 0
     summary: dict = field(default_factory=dict)
 
     def env(self, endpoint: str) -> dict[str, str]:
+        # Without AWS_* keys, which would win over the cluster's key file in the home.
         return {**server_env(), "VITALFLOW__PATHS__HOME": str(self.home),
-                "VITALFLOW__DATABASE__URL": "", "VITALFLOW__DATABASE__EMBEDDED_PORT": str(self.port),
+                "VITALFLOW__DATABASE__URL": "",
+                "VITALFLOW__DATABASE__EMBEDDED_PORT": str(self.port),
                 "VITALFLOW__S3__ENDPOINT": endpoint, "VITALFLOW__S3__BUCKET": self.bucket,
                 "VITALFLOW__ICEBERG__CATALOG_URL": "", "VITALFLOW__ICEBERG__WAREHOUSE": "",
-                "VITALFLOW__MONITORING__ENABLED": "false"}
+                "VITALFLOW__MONITORING__ENABLED": "false",
+                "VITALFLOW__PRIVACY__KEY_FILE": str(self.key_file)}
 
     def start(self, cluster: SeaweedCluster, source: Path, teardown: Teardown) -> subprocess.Popen:
         private_dir(self.home / "secrets")
@@ -155,14 +160,16 @@ def run(options: DrillOptions, teardown: Teardown) -> DrillResult:
         "observations": observations, "volume_servers": cluster.volume_servers,
         "replication": cluster.replication})
 
-    clean = PipelineRun(workdir / "clean", "clean")
+    key_file = workdir / "secrets" / "pseudonym.key"
+    write_key_file(key_file, new_key_text())
+    clean = PipelineRun(workdir / "clean", "clean", key_file)
     if not clean.run(cluster, source, teardown, timeout):
         result.notes.append(f"the clean run failed: {clean.error()}")
         return result
     clean_counts = clean.row_counts(endpoint)
     clean.stop_database()
 
-    faulty = PipelineRun(workdir / "faulty", "faulty")
+    faulty = PipelineRun(workdir / "faulty", "faulty", key_file)
     probe = Probe(cluster.filesystem())
     probe.start()
     teardown.callback(probe.stopping.set)

@@ -66,7 +66,7 @@ class SeaweedCluster:
         self._start(teardown, "master", "master", f"-mdir={private_dir(self.root / 'master')}",
                     f"-defaultReplication={self.replication}",
                     f"-volumeSizeLimitMB={VOLUME_SIZE_MB}", "-telemetry=false")
-        # The filer starts its S3 gateway only if it found a leading master at once.
+        # Servers that register before a master leads retry with back-off: wait for it.
         wait_until(self._master_leads, timeout, interval=0.5, what="a leading SeaweedFS master")
         for index in range(self.volume_servers):
             self.start_volume(teardown, index)

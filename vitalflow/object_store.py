@@ -101,13 +101,6 @@ def server_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
 
 
-def remove_sockets(ports: list[int]) -> None:
-    """weed leaves its local sockets behind; they are named after the ports, fixed in /tmp."""
-    for port in ports:
-        for leftover in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
-            leftover.unlink(missing_ok=True)
-
-
 @contextmanager
 def port_taker() -> Iterator[Callable[[int], int]]:
     """take(port=0) binds a loopback port (0: any free one) and holds it until the block ends,
@@ -221,8 +214,11 @@ class SeaweedFS:
             return False
         terminate(pid, timeout, kill_wait=10)
         self.pidfile.unlink(missing_ok=True)
+        # weed leaves its local sockets behind; they are named after the ports, fixed in /tmp.
         ports = self.ports()
-        remove_sockets([*ports.values(), ports.get("admin.port", 0) + _ADMIN_GRPC_OFFSET])
+        for port in [*ports.values(), ports.get("admin.port", 0) + _ADMIN_GRPC_OFFSET]:
+            for leftover in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                leftover.unlink(missing_ok=True)
         return True
 
     def _choose_ports(self) -> None:

@@ -14,7 +14,7 @@ import pyarrow.fs as pafs
 
 from vitalflow.drills.base import Teardown, private_dir, wait_until
 from vitalflow.object_store import (HOST, credentials, credentials_file, filesystem, port_taker,
-                                    remove_sockets, server_env, weed_binary)
+                                    server_env, weed_binary)
 from vitalflow.processes import alive
 
 # Small volumes, so that a short run already spreads over several volumes and servers.
@@ -62,7 +62,6 @@ class SeaweedCluster:
         with port_taker() as take:
             for name in names:
                 self.ports[name], self.ports[f"{name}.grpc"] = take(), take()
-        teardown.callback(remove_sockets, list(self.ports.values()))
         self._start(teardown, "master", "master", f"-mdir={private_dir(self.root / 'master')}",
                     f"-defaultReplication={self.replication}",
                     f"-volumeSizeLimitMB={VOLUME_SIZE_MB}", "-telemetry=false")

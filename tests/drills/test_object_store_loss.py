@@ -38,6 +38,7 @@ def test_quick_drill_loses_no_data_and_stops_what_it_started(workdir):
     assert result.ok, (result.notes, result.details)
     assert result.details["killed_while_running"]
     assert result.acknowledged_lost == 0 and result.counts_exact
+    assert result.details["derived_rows_equal"]
     assert result.details["objects_unreadable"] == 0 and result.details["objects_read"] > 0
     assert result.details["rows"]["refined.observation"] > 0
     assert result.details["under_replicated_volumes"] > 0  # the kill did take copies away

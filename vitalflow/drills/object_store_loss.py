@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -91,12 +93,13 @@ class PipelineRun:
         log = self.home / f"run{self.attempts}.log"
         return log.read_text(errors="replace")[-800:] if log.exists() else ""
 
-    def row_counts(self, endpoint: str) -> dict[str, int]:
-        """Rows of every Iceberg table as the pipeline's backend counts them."""
+    def contents(self, endpoint: str) -> tuple[dict[str, int], dict[str, str]]:
+        """(rows of every Iceberg table as the pipeline's backend counts them, a digest of each
+        derived table's rows, sorted by key, without the time they were computed)."""
         from storage_backends.registry import open_backend
         from vitalflow.config import load_settings
         from vitalflow.storage import control_url, engine_options, engine_url
-        from vitalflow.tables import ALL_TABLES, RAW_TABLES
+        from vitalflow.tables import ALL_TABLES, DERIVED_TABLES, RAW_TABLES
 
         settings = load_settings(paths={"home": self.home}, database={
             "url": "", "embedded_port": self.port}, s3={"endpoint": endpoint,
@@ -104,7 +107,10 @@ class PipelineRun:
         url = engine_url(settings, "iceberg", control_url(settings))
         backend = open_backend(url, **engine_options(settings, url))
         try:
-            return {t.qualified_name: backend.count(t) for t in RAW_TABLES + ALL_TABLES}
+            return ({t.qualified_name: backend.count(t) for t in RAW_TABLES + ALL_TABLES},
+                    {t.qualified_name: _digest(backend.read(t, [
+                        c for c in t.column_names if c != "computed_at"]), t.primary_key)
+                     for t in DERIVED_TABLES})
         finally:
             backend.close()
 
@@ -166,7 +172,7 @@ def run(options: DrillOptions, teardown: Teardown) -> DrillResult:
     if not clean.run(cluster, source, teardown, timeout):
         result.notes.append(f"the clean run failed: {clean.error()}")
         return result
-    clean_counts = clean.row_counts(endpoint)
+    clean_counts, clean_derived = clean.contents(endpoint)
     clean.stop_database()
 
     faulty = PipelineRun(workdir / "faulty", "faulty", key_file)
@@ -190,11 +196,12 @@ def run(options: DrillOptions, teardown: Teardown) -> DrillResult:
 
     # Verified with the volume server still down: every copy left must serve the data.
     unreadable, objects = _unreadable_objects(cluster.filesystem(request_timeout=30), "faulty")
-    faulty_counts = faulty.row_counts(endpoint) if finished else {}
+    faulty_counts, faulty_derived = faulty.contents(endpoint) if finished else ({}, {})
     rto, failures, stalls = probe.disrupted(killed_at)
     result.rto_s = round(rto, 2)
     result.acknowledged_lost = probe.lost()
     result.counts_exact = (finished and faulty_counts == clean_counts
+                           and faulty_derived == clean_derived
                            and faulty.summary.get("counts") == clean.summary.get("counts"))
     result.extra_run_s = round(faulty.seconds - clean.seconds, 1) if finished else None
     result.details |= {
@@ -202,7 +209,8 @@ def run(options: DrillOptions, teardown: Teardown) -> DrillResult:
         "clean_run_s": round(clean.seconds, 1), "faulty_run_s": round(faulty.seconds, 1),
         "probe_writes": len(probe.attempts), "probe_failures": failures,
         "probe_stalls": stalls, "objects_read": objects, "objects_unreadable": unreadable,
-        "rows": faulty_counts, "rows_clean": clean_counts}
+        "rows": faulty_counts, "rows_clean": clean_counts,
+        "derived_rows_equal": bool(faulty_derived) and faulty_derived == clean_derived}
     result.details |= _recover(cluster, teardown, killed_at, result.notes)
     result.ok = bool(finished and result.counts_exact and unreadable == 0
                      and result.acknowledged_lost == 0)
@@ -248,6 +256,11 @@ def _input(folder: Path, observations: int) -> Path:
     generate(private_dir(folder), max(1, round(observations / OBSERVATIONS_PER_PATIENT)),
              seed=1, visits=10)
     return folder
+
+
+def _digest(rows: pa.Table, key: tuple[str, ...]) -> str:
+    ordered = rows.sort_by([(column, "ascending") for column in key]).to_pylist()
+    return hashlib.sha256(json.dumps(ordered, default=str).encode()).hexdigest()
 
 
 def _unreadable_objects(fs: pafs.S3FileSystem, bucket: str) -> tuple[int, int]:

@@ -31,6 +31,8 @@ _INTERNAL = (
      "COMMENT 'vitalflow write version: the highest per key is the current row'"),
     f"{DELETED} UInt8 DEFAULT 0 COMMENT 'vitalflow tombstone: 1 when the key was deleted'",
 )
+# Where a replicated table keeps its parts' log in Keeper: one path per shard and table.
+REPLICA_PATH = "/clickhouse/tables/{shard}/{database}/{table}"
 INSERT_BYTES = 32 << 20  # Arrow bytes per INSERT
 TYPES = {"text": "String", "int": "Int64", "float": "Float64", "bool": "Bool", "date": "Date32",
          "timestamp": "DateTime64(6, 'UTC')", "json": "String", "decimal": "Decimal(18, 6)",
@@ -80,14 +82,7 @@ class ClickHouseBackend(Backend):
     # -- primitives ---------------------------------------------------------------------------
 
     def _create(self, table: Table) -> None:
-        keys = ", ".join(table.primary_key)
-        settings = ("\nSETTINGS allow_nullable_key = 1"
-                    if any(table.column(k).nullable for k in table.primary_key) else "")
-        statement = create_table(
-            table, self.table_name(table), type_of=_type, primary_key=False,
-            column_suffix=lambda c: f" COMMENT {_literal(c.comment)}", extra_columns=_INTERNAL,
-            suffix=(f"\nENGINE = ReplacingMergeTree({VERSION}, {DELETED})\nORDER BY ({keys})"
-                    f"{settings}\nCOMMENT {_literal(table.comment)}"))
+        statement = create_statement(table, self.table_name(table))
         with self._errors():
             self.client.command(f"CREATE DATABASE IF NOT EXISTS {self.database(table)}")
             self.client.command(statement)
@@ -213,6 +208,22 @@ class ClickHouseBackend(Backend):
                 f"ClickHouse at {parts.hostname}:{port} is not reachable ({reason}). Start it, "
                 "or use the embedded engine with VITALFLOW__CLICKHOUSE__URL=chdb:///path"
             ) from None
+
+
+def create_statement(table: Table, name: str, cluster: str | None = None) -> str:
+    """CREATE TABLE for the description. With cluster: the same table ON CLUSTER, as a
+    ReplicatedReplacingMergeTree whose Keeper path and replica name come from each server's
+    macros {shard} and {replica} (infra/clickhouse/)."""
+    keys = ", ".join(table.primary_key)
+    settings = ("\nSETTINGS allow_nullable_key = 1"
+                if any(table.column(k).nullable for k in table.primary_key) else "")
+    engine = (f"ReplicatedReplacingMergeTree('{REPLICA_PATH}', '{{replica}}', {VERSION}, "
+              f"{DELETED})" if cluster else f"ReplacingMergeTree({VERSION}, {DELETED})")
+    return create_table(
+        table, f"{name} ON CLUSTER {cluster}" if cluster else name, type_of=_type,
+        primary_key=False, column_suffix=lambda c: f" COMMENT {_literal(c.comment)}",
+        extra_columns=_INTERNAL, suffix=(f"\nENGINE = {engine}\nORDER BY ({keys}){settings}"
+                                         f"\nCOMMENT {_literal(table.comment)}"))
 
 
 def _embedded_client(url: str) -> Client:

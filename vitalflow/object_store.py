@@ -13,9 +13,11 @@ import sysconfig
 import time
 import urllib.request
 import warnings
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
@@ -49,7 +51,7 @@ def weed_binary() -> Path:
     return Path(found)
 
 
-def _credentials(root: Path) -> tuple[str, str]:
+def credentials(root: Path) -> tuple[str, str]:
     """The embedded store's access key and secret, generated once (file mode 600)."""
     path = credentials_file(root)
     if not path.exists():
@@ -81,7 +83,7 @@ def s3_options(root: Path, endpoint: str | None = None, region: str | None = Non
     if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
         keys = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
     elif credentials_file(root).exists():
-        keys = _credentials(root)
+        keys = credentials(root)
     else:
         return options
     return options | {"s3.access-key-id": keys[0], "s3.secret-access-key": keys[1]}
@@ -92,6 +94,32 @@ def _embedded_endpoint(root: Path) -> str | None:
     if not portfile.exists():
         return None
     return f"http://{HOST}:{json.loads(portfile.read_text())['s3.port']}"
+
+
+def server_env() -> dict[str, str]:
+    """The environment for a weed process: keys in it would become extra identities."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
+
+
+@contextmanager
+def port_taker() -> Iterator[Callable[[int], int]]:
+    """take(port=0) binds a loopback port (0: any free one) and holds it until the block ends,
+    so the ports chosen in one block never repeat."""
+    with ExitStack() as held:
+        def take(port: int = 0) -> int:
+            sock = held.enter_context(socket.socket())
+            sock.bind((HOST, port))
+            return sock.getsockname()[1]
+        yield take
+
+
+def filesystem(endpoint: str, access_key: str, secret_key: str,
+               request_timeout: float = 5) -> pafs.S3FileSystem:
+    """A pyarrow S3 file system on a path-style endpoint (SeaweedFS, MinIO)."""
+    return pafs.S3FileSystem(access_key=access_key, secret_key=secret_key,
+                             endpoint_override=endpoint, scheme=urlsplit(endpoint).scheme,
+                             region=DEFAULT_REGION, connect_timeout=2,
+                             request_timeout=request_timeout, allow_bucket_creation=True)
 
 
 @dataclass
@@ -153,7 +181,7 @@ class SeaweedFS:
             return self._up(timeout)
 
     def _up(self, timeout: float) -> str:
-        access_key, secret_key = _credentials(self.root)
+        access_key, secret_key = credentials(self.root)
         if self.pid() is None:
             self._choose_ports()
             owner_only(self.data_dir)
@@ -167,11 +195,9 @@ class SeaweedFS:
             command = [str(weed_binary()), "mini", f"-dir={self.data_dir}", f"-ip={HOST}",
                        f"-ip.bind={HOST}", f"-s3.config={credentials_file(self.root)}",
                        *(f"-{name}={value}" for name, value in options.items())]
-            # Keys in the environment would become extra identities of the server.
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
             fd = os.open(self.logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             with os.fdopen(fd, "ab") as log:
-                process = subprocess.Popen(command, cwd=self.root, env=env, stdout=log,
+                process = subprocess.Popen(command, cwd=self.root, env=server_env(), stdout=log,
                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                            start_new_session=True)
             write_private(self.pidfile, str(process.pid))
@@ -202,12 +228,7 @@ class SeaweedFS:
         if ports and all(port_is_free(p) for p in [*ports.values(),
                                                    ports["admin.port"] + _ADMIN_GRPC_OFFSET]):
             return
-        with ExitStack() as held:  # held open until all are chosen, so none repeats
-            def take(port: int = 0) -> int:
-                sock = held.enter_context(socket.socket())
-                sock.bind((HOST, port))
-                return sock.getsockname()[1]
-
+        with port_taker() as take:
             try:
                 s3_port = take(self.port)
             except OSError:
@@ -224,10 +245,7 @@ class SeaweedFS:
         write_private(self.portfile, json.dumps(chosen))
 
     def _filesystem(self, access_key: str, secret_key: str) -> pafs.S3FileSystem:
-        return pafs.S3FileSystem(access_key=access_key, secret_key=secret_key,
-                                 endpoint_override=self.endpoint, scheme="http",
-                                 region=DEFAULT_REGION, connect_timeout=2, request_timeout=5,
-                                 allow_bucket_creation=True)
+        return filesystem(self.endpoint, access_key, secret_key)
 
     def _ensure_bucket(self, fs: pafs.S3FileSystem) -> None:
         if fs.get_file_info(self.bucket).type == pafs.FileType.NotFound:

@@ -33,12 +33,12 @@ def load_settings_file(path: Path) -> Settings:
 class ProcessWorkers:
     """execute(run_id, stage) for run_partitioned: count worker processes share the stage's
     partitions; while partitions are left and no worker lives (all killed, say), another is
-    started. started(process) registers each (on a drill's teardown); watch(stage, workers)
+    started. started(process) registers each (on a drill's teardown); watch(run_id, stage, workers)
     is called at every poll (the drill kills one from there)."""
 
     def __init__(self, settings_file: Path, count: int, control_url: str,
                  started: Callable[[subprocess.Popen], None] = lambda process: None,
-                 watch: Callable[[str, list[subprocess.Popen]], None] | None = None,
+                 watch: Callable[[str, str, list[subprocess.Popen]], None] | None = None,
                  timeout: float = 1800, restarts: int = 3) -> None:
         self.settings_file = settings_file
         self.count = count
@@ -64,7 +64,7 @@ class ProcessWorkers:
         with psycopg.connect(self.control_url, autocommit=True, connect_timeout=10) as conn:
             while any(s["state"] != "done" for s in claims.states(conn, run_id, stage)):
                 if self.watch:
-                    self.watch(stage, workers)
+                    self.watch(run_id, stage, workers)
                 if all(w.poll() is not None for w in workers):
                     if not restarts:
                         raise RuntimeError(f"{stage} workers keep failing: see {self.log}")

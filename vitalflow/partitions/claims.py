@@ -55,7 +55,7 @@ class Claim:
     def finish(self, conn: psycopg.Connection, result: dict) -> None:
         """Mark the partition done, on the connection of the transaction writing its rows."""
         conn.execute("UPDATE meta.partition_claim SET state = 'done', result = %s, "
-                     "finished_at = now() WHERE run_id = %s AND stage = %s AND part = %s",
+                     "finished_at = clock_timestamp() WHERE run_id = %s AND stage = %s AND part = %s",
                      (json.dumps(result), self.run_id, self.stage, self.part))
 
     def close(self) -> None:

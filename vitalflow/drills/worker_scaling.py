@@ -43,13 +43,14 @@ class Stage:
         self.observations = options.observations or (20_000 if options.quick else 1_000_000)
         self.parts = 2 if options.quick else 4  # each flow run costs seconds to start
         self.teardown = teardown
-        self.server = EmbeddedPostgres(private_dir(self.workdir / "postgres"), free_port())
+        self.server: EmbeddedPostgres | None = None
         self.pool = PrefectPool(self.workdir / "prefect")
         self.source = self.workdir / "input"
         self.key = self.workdir / "pseudonym.key"
 
     def up(self) -> dict:
         """Starts PostgreSQL, the Prefect server and pool; writes the input; its figures."""
+        self.server = EmbeddedPostgres(private_dir(self.workdir / "postgres"), free_port())
         self.teardown.callback(self.server.down)
         self.server.up()
         self.teardown.callback(self.pool.down)

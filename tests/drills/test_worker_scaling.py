@@ -5,7 +5,10 @@ Prefect pool)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -77,10 +80,13 @@ def test_a_killed_process_workers_partition_is_redone_and_nothing_doubled(tmp_pa
     assert snapshot(url) == snapshot(clean.database.url)
 
 
-def test_a_killed_flow_run_on_the_prefect_pool_is_redone(tmp_path):
-    """The drill's own scenario, on its quick data: Prefect server, 2 process workers."""
+def test_a_killed_flow_run_on_the_prefect_pool_is_redone():
+    """The drill's own scenario, on its quick data: Prefect server, 2 process workers. Not
+    under pytest's basetemp: another pytest session may prune it while the servers run."""
+    workdir = Path(tempfile.mkdtemp(prefix="vitalflow-worker-scaling-"))
     with Teardown() as teardown:
-        stage = Stage(DrillOptions(tmp_path / "drill", quick=True, observations=6000), teardown)
+        teardown.callback(shutil.rmtree, workdir, ignore_errors=True)
+        stage = Stage(DrillOptions(workdir, quick=True, observations=6000), teardown)
         stage.up()
         reference = stage.clean_run()
         killed = stage.partitioned(2, kill=True)

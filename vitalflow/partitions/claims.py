@@ -15,13 +15,29 @@ from dataclasses import dataclass
 
 import psycopg
 
-DDL = """
-CREATE SCHEMA IF NOT EXISTS meta;
-CREATE TABLE IF NOT EXISTS meta.partition_claim (
-  run_id text NOT NULL, stage text NOT NULL, part int NOT NULL, parts int NOT NULL,
-  state text NOT NULL DEFAULT 'pending', worker text, attempts int NOT NULL DEFAULT 0,
-  plan jsonb NOT NULL, result jsonb, claimed_at timestamptz, finished_at timestamptz,
-  PRIMARY KEY (run_id, stage, part))"""
+from storage_backends.sql import comment_statements, create_table
+from vitalflow.tables import Column, Pii, Table
+
+C = Column
+# Described as data, like every table (the DDL and its comments come from it).
+PARTITION_CLAIM = Table("meta", "partition_claim", "Partitions of partitioned runs' refine and "
+                        "derive: who holds each and whether it is done.", "partitions", (
+    C("run_id", "text", "the run", nullable=False, pii=Pii.NONE, references="meta.run.run_id"),
+    C("stage", "text", "refine or derive", nullable=False, pii=Pii.NONE),
+    C("part", "int", "the partition, 0 .. parts - 1", nullable=False, unit="{partition}",
+      pii=Pii.NONE),
+    C("parts", "int", "how many partitions the stage has", nullable=False, unit="{partition}",
+      pii=Pii.NONE),
+    C("state", "text", "pending, running (claimed) or done", nullable=False, pii=Pii.NONE),
+    C("worker", "text", "host:pid of the worker that claimed it last", pii=Pii.NONE),
+    C("attempts", "int", "claims so far; more than one: a worker died and it was redone",
+      nullable=False, unit="{claim}", pii=Pii.NONE),
+    C("plan", "json", "what the planner fixed: refine's batches, derive's change_seq",
+      nullable=False, pii=Pii.NONE),
+    C("result", "json", "the partition's counts, written with its rows", pii=Pii.NONE),
+    C("claimed_at", "timestamp", "when it was claimed last", pii=Pii.NONE),
+    C("finished_at", "timestamp", "when it was done", pii=Pii.NONE),
+), ("run_id", "stage", "part"))
 
 _LOCK = ("SELECT pg_try_advisory_lock(hashtext('vitalflow.partition'), "
          "hashtext(%s || '/' || %s || '/' || %s))")
@@ -29,15 +45,18 @@ STAGES = ("refine", "derive")
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
-    conn.execute(DDL)
+    conn.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    conn.execute(create_table(PARTITION_CLAIM))
+    for statement in comment_statements(PARTITION_CLAIM):
+        conn.execute(statement)
 
 
 def plan(conn: psycopg.Connection, run_id: str, stage: str, parts: int, details: dict) -> None:
     """One pending row per partition (planning the same run again changes nothing)."""
     ensure_schema(conn)
     conn.cursor().executemany(
-        "INSERT INTO meta.partition_claim (run_id, stage, part, parts, plan) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        "INSERT INTO meta.partition_claim (run_id, stage, part, parts, state, attempts, plan) "
+        "VALUES (%s, %s, %s, %s, 'pending', 0, %s) ON CONFLICT DO NOTHING",
         [(run_id, stage, part, parts, json.dumps(details)) for part in range(parts)])
 
 
@@ -55,7 +74,8 @@ class Claim:
     def finish(self, conn: psycopg.Connection, result: dict) -> None:
         """Mark the partition done, on the connection of the transaction writing its rows."""
         conn.execute("UPDATE meta.partition_claim SET state = 'done', result = %s, "
-                     "finished_at = clock_timestamp() WHERE run_id = %s AND stage = %s AND part = %s",
+                     "finished_at = clock_timestamp() "
+                     "WHERE run_id = %s AND stage = %s AND part = %s",
                      (json.dumps(result), self.run_id, self.stage, self.part))
 
     def close(self) -> None:

@@ -90,7 +90,7 @@ def test_a_killed_flow_run_on_the_prefect_pool_is_redone():
         stage.up()
         reference = stage.clean_run()
         killed = stage.partitioned(2, kill=True)
-    assert killed["killed"] is not None
+    assert killed["killed"]["reclaimed_after_s"] > 0  # claimed again after the kill
     assert killed["redone"] >= 1 and killed["resubmitted"] >= 1
     assert killed["fingerprint"] == reference["fingerprint"]  # nothing lost or doubled
     assert killed["read"] >= 6000

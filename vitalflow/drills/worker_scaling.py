@@ -93,6 +93,11 @@ class Stage:
         with psycopg.connect(url) as conn:
             redone = conn.execute("SELECT coalesce(sum(attempts - 1), 0) FROM "
                                   "meta.partition_claim").fetchone()[0]
+            if killer and killer.killed:  # its partition's last claim: the redo
+                killer.killed["reclaimed_after_s"] = round(conn.execute(
+                    "SELECT extract(epoch FROM claimed_at) FROM meta.partition_claim WHERE "
+                    "stage = 'refine' AND part = %s", (killer.killed["partition"],)
+                ).fetchone()[0] - killer.killed.pop("at"), 2)
         return {"seconds": summary["seconds"]["refine"] + summary["seconds"]["derive"],
                 "read": sum(c["read"] for c in summary["counts"].values()),
                 "fingerprint": fingerprint(url), "redone": int(redone),
@@ -121,7 +126,9 @@ def run(options: DrillOptions, teardown: Teardown) -> DrillResult:
              "worker takes one at a time; the machine has 2 cores shared with other work"]
     counts_exact = all(exact.values())
     ok = counts_exact and killed["redone"] >= 1 and killed["killed"] is not None
-    return DrillResult("worker-scaling", ok, counts_exact=counts_exact,
+    # Time without progress on the killed partition: from the kill to its claim by a new run.
+    rto = (killed["killed"] or {}).get("reclaimed_after_s")
+    return DrillResult("worker-scaling", ok, rto_s=rto, counts_exact=counts_exact,
                        acknowledged_lost=0 if counts_exact else None,
                        extra_run_s=round(killed["seconds"] - details["run_s"]["2"], 2),
                        details=details, notes=notes)
@@ -155,7 +162,7 @@ class _Killer:
             return
         part, pid = running[0]
         os.kill(pid, signal.SIGKILL)  # a flow run of a worker this drill started
-        self.killed = {"stage": "refine", "partition": part}
+        self.killed = {"stage": "refine", "partition": part, "at": time.time()}
 
 
 def fingerprint(url: str) -> dict[str, tuple[int, str]]:

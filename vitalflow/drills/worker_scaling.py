@@ -95,7 +95,7 @@ class Stage:
                                   "meta.partition_claim").fetchone()[0]
             if killer and killer.killed:  # its partition's last claim: the redo
                 killer.killed["reclaimed_after_s"] = round(conn.execute(
-                    "SELECT extract(epoch FROM claimed_at) FROM meta.partition_claim WHERE "
+                    "SELECT extract(epoch FROM claimed_at)::float8 FROM meta.partition_claim WHERE "
                     "stage = 'refine' AND part = %s", (killer.killed["partition"],)
                 ).fetchone()[0] - killer.killed.pop("at"), 2)
         return {"seconds": summary["seconds"]["refine"] + summary["seconds"]["derive"],
@@ -121,9 +121,10 @@ def run(options: DrillOptions, teardown: Teardown) -> DrillResult:
     details.update(partitions_redone=killed["redone"], flow_runs_resubmitted=killed["resubmitted"],
                    killed=killed["killed"], kill_run_s=round(killed["seconds"], 2),
                    counts_exact_per_run=exact)
-    notes = ["obs_per_s: observations / (refine + derive seconds of the run), ingest excluded; "
-             "every partition is one Prefect flow run in a new process (seconds to start), each "
-             "worker takes one at a time; the machine has 2 cores shared with other work"]
+    notes = [("obs_per_s: observations / (refine + derive seconds of the run), ingest "
+              "excluded; every partition is one Prefect flow run in a new process (seconds to "
+              "start), each worker takes one at a time; the machine has 2 cores shared with "
+              "other work")]
     counts_exact = all(exact.values())
     ok = counts_exact and killed["redone"] >= 1 and killed["killed"] is not None
     # Time without progress on the killed partition: from the kill to its claim by a new run.

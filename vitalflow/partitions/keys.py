@@ -21,7 +21,7 @@ class _Reference(msgspec.Struct):
 class _Keyed(msgspec.Struct):
     """Only what names a record's patient; every other field is skipped unread."""
 
-    resourceType: object = None  # noqa: N815 - FHIR's name
+    resourceType: object = None  # FHIR's name
     id: object = None
     subject: _Reference | None = None
 

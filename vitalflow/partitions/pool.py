@@ -123,7 +123,7 @@ class PrefectPool:
 
     def _log(self, name: str):
         path = self.home / f"{name}.log"
-        return open(path, "ab")  # noqa: SIM115 - the child holds it; closed when we return
+        return open(path, "ab")
 
     def _start(self, log: str, *args: str) -> subprocess.Popen:
         with self._log(log) as out:

@@ -108,7 +108,7 @@ MUTANTS: list[Mutant] = [
     *_m("version ranking", REFINE, VERSIONS,
         ('return f"({rank(new)}) > ({rank(old)})"', 'return f"({rank(new)}) < ({rank(old)})"'),
         ('return f"({rank(new)}) > ({rank(old)})"', 'return f"({rank(new)}) >= ({rank(old)})"'),
-        ("ORDER BY {rank(order=' DESC')}) = 1", "ORDER BY {rank()}) = 1"),
+        ("ORDER BY {rank(order=' DESC')}, raw_record_id", "ORDER BY {rank()}, raw_record_id"),
         ('"coalesce({t}version, -1)", ', ""),
         ("\"coalesce({t}last_updated, '-infinity'::timestamptz)\",\n               ", "")),
     *_m("pseudonyms", PSEUDONYM, PSEUDONYMS,

@@ -19,6 +19,7 @@ from vitalflow.derive.sql import BMI_FLOW, SUMMARY_FLOW, DeriveResult, age_band_
 from vitalflow.tables import AGE_BAND_SUMMARY, OBSERVATION, PATIENT, PATIENT_BMI_LATEST, Table
 
 if TYPE_CHECKING:
+    from vitalflow.partitions.keys import Partition
     from vitalflow.storage import Layers
 
 _MEASURES = ["body_height", "body_weight"]
@@ -30,13 +31,17 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
     return db
 
 
-def derive_patient_bmi(layers: Layers, settings: DeriveSettings,
-                                full: bool = False) -> dict[str, int]:
-    """Recompute derived.patient_bmi_latest for patients whose inputs changed since last time."""
+def derive_patient_bmi(layers: Layers, settings: DeriveSettings, full: bool = False,
+                       partition: Partition | None = None, finish=None) -> dict[str, int]:
+    """Recompute derived.patient_bmi_latest for patients whose inputs changed since last time.
+
+    partition: only its persons; the watermark then moves once every partition is done, by
+    whoever planned them, and finish(control, outcome) records this one in its transaction."""
     refined, derived = layers.refined, layers.derived
     target = target_of(derived, layers.control)
     with derived.transaction(), layers.control.connect() as control:
-        lock_pipeline(control)
+        if partition is None:  # partitions run side by side: their planner holds this lock
+            lock_pipeline(control)
         act_as(control, PATIENT_BMI_LATEST, BMI_FLOW)
         upto = last_change_seq(control)
         since = 0 if full else watermark(control, target, PATIENT_BMI_LATEST.qualified_name)
@@ -44,6 +49,8 @@ def derive_patient_bmi(layers: Layers, settings: DeriveSettings,
         if full:
             changed = pc.unique(pa.concat_arrays([changed, derived.read(
                 PATIENT_BMI_LATEST, ["patient_key"]).column("patient_key").combine_chunks()]))
+        if partition:
+            changed = partition.keep_keys(changed)
         patients = refined.read(PATIENT, ["patient_key", "person_key", "gender", "birth_date"],
                                 where=[("person_key", "in", changed)])
         observations = refined.read(OBSERVATION, ["patient_key", "observation_id", "measure",
@@ -53,8 +60,12 @@ def derive_patient_bmi(layers: Layers, settings: DeriveSettings,
         new = compute_bmi(observations, patients, settings)
         stored = derived.read(PATIENT_BMI_LATEST, where=[("patient_key", "in", changed)])
         written, deleted = _replace_changed(derived, PATIENT_BMI_LATEST, new, stored)
-        set_watermark(control, target, PATIENT_BMI_LATEST.qualified_name, upto)
-    return {"changed_patients": len(changed), "written": written, "deleted": deleted}
+        outcome = {"changed_patients": len(changed), "written": written, "deleted": deleted}
+        if partition is None:
+            set_watermark(control, target, PATIENT_BMI_LATEST.qualified_name, upto)
+        elif finish:
+            finish(control, outcome)
+    return outcome
 
 
 def derive_age_band_summary(layers: Layers, settings: DeriveSettings) -> dict[str, int]:

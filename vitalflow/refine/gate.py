@@ -9,7 +9,7 @@ import psycopg
 import pyarrow as pa
 
 from vitalflow.config import Settings
-from vitalflow.refine.persons import link_persons, with_persons
+from vitalflow.refine.persons import link_persons, person_of_records, with_persons
 from vitalflow.privacy.identity import record_identities, register_key
 from vitalflow.privacy.keys import load_key
 from vitalflow.privacy.pseudonym import IDENTITY_SCHEMA, Pseudonymiser
@@ -36,14 +36,17 @@ class RefineGate:
         self.identities: list[pa.Table] = []
         self.parked: list[str] = []  # observations waiting for the terminology server
 
-    def open(self, control: psycopg.Connection, raw=None, pending: list[Batch] = ()) -> None:
-        """Load the rules and key, link this run's patient records to persons."""
+    def open(self, control: psycopg.Connection, raw=None, pending: list[Batch] = (),
+             link: bool = True) -> None:
+        """Load the rules and key, link this run's patient records to persons (link=False: a
+        partition, whose planner linked them once for all partitions)."""
         settings = self.settings
         if settings.terminology.enabled:
             self.terminology = TerminologyStage(settings.terminology, self.control_url,
                                                 Standardiser(*standardiser_options(settings)))
         if settings.merge.enabled:
-            self.person_of = link_persons(control, settings, raw, list(pending))
+            self.person_of = (link_persons(control, settings, raw, list(pending)) if link
+                              else person_of_records(control))
         if settings.filter.enabled:
             self.whitelist = load_whitelist(settings.filter.path)
         if settings.privacy.enabled:

@@ -15,6 +15,7 @@ from vitalflow.reasons import Quarantine
 from vitalflow.tables import OBSERVATION, OBSERVATION_PENDING, PATIENT, QUARANTINE, Table
 
 if TYPE_CHECKING:
+    from vitalflow.partitions.keys import Partition
     from vitalflow.refine.run import RefineResult
 
 _ORPHAN_DETAIL = "subject is not a refined patient; refined automatically when it arrives"
@@ -55,10 +56,12 @@ class Staged:
 
 
 class Merge:
-    def __init__(self, refined: Backend, seq: int, staged: Staged) -> None:
+    def __init__(self, refined: Backend, seq: int, staged: Staged,
+                 partition: Partition | None = None) -> None:
         self.refined = refined
         self.seq = seq
         self.staged = staged
+        self.partition = partition  # promotes only the parked observations of its patients
         self.now = datetime.now(UTC)
         self.db = duckdb.connect()
         self.db.execute("SET TimeZone = 'UTC'")
@@ -106,12 +109,13 @@ class Merge:
                                  - counts.filtered - counts.pending)
 
     def _latest(self, rows: pa.Table, key: str) -> pa.Table:
-        """One row per key: the newest version (see refine.rank)."""
+        """One row per key: the newest version (see refine.rank); of exact copies, the lowest
+        raw_record_id, so which copy is kept does not depend on how the rows were split up."""
         if rows.num_rows == pc.count_distinct(rows.column(key)).as_py():
             return rows
         return self.db.execute(
-            f"SELECT * FROM rows QUALIFY row_number() OVER "
-            f"(PARTITION BY {key} ORDER BY {rank(order=' DESC')}) = 1").arrow().read_all()
+            f"SELECT * FROM rows QUALIFY row_number() OVER (PARTITION BY {key} "
+            f"ORDER BY {rank(order=' DESC')}, raw_record_id) = 1").arrow().read_all()
 
     def _write_newer(self, table: Table, rows: pa.Table, owner: str | None = None
                      ) -> pa.Table:
@@ -172,6 +176,8 @@ class Merge:
     def _promote(self) -> pa.Table:
         """Parked observations whose patient has arrived move into refined.observation."""
         parked = self.refined.read(OBSERVATION_PENDING)
+        if self.partition and parked.num_rows:
+            parked = parked.filter(self.partition.mask(parked.column("patient_key")))
         if not parked.num_rows:
             return parked
         present = self.refined.read(PATIENT, ["patient_key"], where=[

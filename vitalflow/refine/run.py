@@ -23,6 +23,7 @@ from vitalflow.refine.merge import Merge, Staged
 from vitalflow.refine.standardise import StandardisedBatch, Standardiser, standardiser_options
 
 if TYPE_CHECKING:
+    from vitalflow.partitions.keys import Partition
     from vitalflow.storage import Layers
 
 
@@ -54,7 +55,9 @@ class RefineResult:
 
 
 def refine(layers: Layers, settings: Settings, run_id: str,
-           reporter: Reporter | None = None) -> RefineResult:
+           reporter: Reporter | None = None, partition: Partition | None = None,
+           finish: Callable[[psycopg.Connection, RefineResult], None] | None = None
+           ) -> RefineResult:
     """Refine every raw batch not refined into layers.refined before.
 
     Patient batches go first so observations find their patient. Large runs standardise in two
@@ -63,24 +66,31 @@ def refine(layers: Layers, settings: Settings, run_id: str,
     rows and ledger commit in one transaction; elsewhere each write is atomic on its own and
     the batches are marked refined last, so after a crash the next run redoes them and rows it
     had already written compare equal and are left alone.
+
+    partition: only its share of the planned batches' records (vitalflow/partitions); the
+    batches are then marked refined once every partition is done, by whoever planned them, and
+    finish(control, result) records this partition's outcome in the rows' transaction instead.
     """
     reporter = reporter or SilentReporter()
     result = RefineResult()
     target = target_of(layers.refined, layers.control)
     gate = RefineGate(settings, layers.control.url)
     with layers.refined.transaction(), layers.control.connect() as control:
-        lock_pipeline(control)
-        work = Work.find(control, layers.raw, target)
+        if partition is None:  # partitions run side by side: their planner holds this lock
+            lock_pipeline(control)
+        work = Work.find(control, layers.raw, target, partition)
         result.batches = [b.batch_id for b in work.pending]
         seq = next_change_seq(control)
-        gate.open(control, layers.raw, work.pending)
+        gate.open(control, layers.raw, work.pending, link=partition is None)
         staged = Staged()
         work.standardise(layers.raw, settings, gate, result, reporter, staged.add)
         with reporter.step(f"merge into refined ({layers.refined.name})", None):
-            merge = Merge(layers.refined, seq, staged)
+            merge = Merge(layers.refined, seq, staged, partition)
             merge.run(result)
             record_touches(control, merge.touched, seq)
         work.done(control, target, run_id, gate)
+        if finish:
+            finish(control, result)
     return result
 
 
@@ -92,28 +102,35 @@ class Work:
     pending: list[Batch]
     parked: dict[str, list[str]]  # batch id -> raw_record_ids
     hints: dict[str, str | None]  # batch id -> resource type hint
+    partition: Partition | None = None
+    retried: list[str] = field(default_factory=list)  # parked records of the partition read
 
     @classmethod
-    def find(cls, conn: psycopg.Connection, raw, target: str) -> Work:
+    def find(cls, conn: psycopg.Connection, raw, target: str,
+             partition: Partition | None = None) -> Work:
         done = refined_batches(conn, target)
         manifest = raw.manifest()
-        pending = sorted((b for b in manifest if b.batch_id not in done),
+        planned = partition.batches if partition and partition.batches is not None else None
+        pending = sorted((b for b in manifest if b.batch_id not in done
+                          and (planned is None or b.batch_id in planned)),
                          key=lambda b: b.resource_type_hint != "Patient")
         return cls(pending, parked_records(conn, target),
-                   {b.batch_id: b.resource_type_hint for b in manifest})
+                   {b.batch_id: b.resource_type_hint for b in manifest}, partition)
 
     @property
     def records(self) -> int:
         return sum(b.records for b in self.pending) + sum(map(len, self.parked.values()))
 
     def chunks(self, raw, batch_rows: int) -> Iterator[tuple[pa.RecordBatch, str | None]]:
+        keep = self.partition.keep_raw if self.partition else (lambda records: records)
         for batch in self.pending:
             for records in raw.read(batch.batch_id, batch_rows):
-                yield records, batch.resource_type_hint
+                yield keep(records), batch.resource_type_hint
         for batch_id, ids in self.parked.items():
             wanted = pa.array(ids, pa.string())
             for records in raw.read(batch_id, batch_rows):
-                retry = records.filter(pc.is_in(records.column("raw_record_id"), wanted))
+                retry = keep(records.filter(pc.is_in(records.column("raw_record_id"), wanted)))
+                self.retried += retry.column("raw_record_id").to_pylist()
                 if retry.num_rows:
                     yield retry, self.hints.get(batch_id)
 
@@ -136,9 +153,11 @@ class Work:
              ) -> None:
         """Record the run's outcome in the ledger: the last write, so a crash redoes it all."""
         gate.record(conn)
-        replace_parked(conn, target, [i for ids in self.parked.values() for i in ids],
-                       gate.parked)
-        mark_refined(conn, target, run_id, [(b.batch_id, b.records) for b in self.pending])
+        retried = (self.retried if self.partition
+                   else [i for ids in self.parked.values() for i in ids])
+        replace_parked(conn, target, retried, gate.parked)
+        if self.partition is None:
+            mark_refined(conn, target, run_id, [(b.batch_id, b.records) for b in self.pending])
 
 
 # One Standardiser per worker process, built once by the pool's initializer.

@@ -1,0 +1,1 @@
+"""Refine and derive split into person-hash partitions that workers claim (docs/drills.md)."""

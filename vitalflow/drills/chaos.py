@@ -24,7 +24,7 @@ from vitalflow.drills.base import DrillOptions, DrillResult, Teardown, private_d
 from vitalflow.generate import generate
 from vitalflow.object_store import SeaweedFS
 from vitalflow.processes import alive
-from vitalflow.services import free_port
+from vitalflow.services import EmbeddedPostgres, free_port
 from vitalflow.tables import DERIVED_TABLES, REFINED_TABLES
 
 # target -> the profiles a trial of it runs on (the object store only holds data on lakehouse).
@@ -94,11 +94,14 @@ class Project:
 
     def __init__(self, home: Path, profile: str, terminology: Terminology):
         self.home, self.profile = home, profile
+        # The servers are started here, as `vitalflow run` would start them in this project.
+        self.servers = [EmbeddedPostgres(home, free_port())] + (
+            [SeaweedFS(home, free_port())] if profile == "lakehouse" else [])
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("VITALFLOW__", "AWS_"))}
         self.env |= {"VITALFLOW__PATHS__HOME": str(home), "VITALFLOW_PSEUDONYM_KEY": _KEY,
-                     "VITALFLOW__DATABASE__EMBEDDED_PORT": str(free_port()),
-                     "VITALFLOW__S3__EMBEDDED_PORT": str(free_port()),
+                     "VITALFLOW__DATABASE__EMBEDDED_PORT": str(self.servers[0].port),
+                     "VITALFLOW__S3__EMBEDDED_PORT": str(self.servers[-1].port),
                      "VITALFLOW__TERMINOLOGY__BASE_URL": terminology.url}
 
     def cli(self, *args: str) -> subprocess.Popen:
@@ -118,13 +121,13 @@ class Project:
             return -9, f"no end within {_RUN_TIMEOUT} s"
         return process.returncode, err
 
-    def services(self, action: str) -> None:
-        names = ["postgres", "s3"] if self.profile == "lakehouse" else ["postgres"]
-        done = subprocess.run([sys.executable, "-m", "vitalflow.cli", "services", action,
-                               *names], env=self.env, capture_output=True, text=True,
-                              timeout=300)
-        if action == "up" and done.returncode != 0:
-            raise RuntimeError(f"services up failed: {done.stderr[-1000:]}")
+    def up(self) -> None:
+        for server in self.servers:
+            server.up()
+
+    def down(self) -> None:
+        for server in self.servers:
+            server.down()
 
     def state(self) -> dict[str, str]:
         done = subprocess.run([sys.executable, "-c", "from vitalflow.drills.chaos import "
@@ -145,7 +148,7 @@ class Project:
         return pid if str(pgdata).encode() in command and alive(pid) else None
 
     def object_store(self) -> int | None:
-        return SeaweedFS(self.home, 0).pid()
+        return self.servers[-1].pid() if self.profile == "lakehouse" else None
 
 
 def print_state(profile: str) -> None:
@@ -193,8 +196,8 @@ def _kill(pid: int | None) -> bool:
 def drill(options: DrillOptions, teardown: Teardown, targets: tuple[str, ...] = tuple(TARGETS),
           seed: int = 0) -> Tally:
     """Reference runs, then rounds of trials (every target once per round, in random order)
-    until the time budget is spent; --quick stops after one round."""
-    budget = options.seconds or (120 if options.quick else 1800)
+    until the time budget is spent; --quick is one round, each target on its first profile."""
+    budget = options.seconds or (float("inf") if options.quick else 1800)
     started = time.monotonic()
     work = private_dir(options.workdir)
     patients = max(10, options.observations // 25) if options.observations else (
@@ -205,9 +208,10 @@ def drill(options: DrillOptions, teardown: Teardown, targets: tuple[str, ...] = 
     terminology.start()
     rng = random.Random(seed)
     references: dict[str, tuple[dict, float]] = {}
-    for profile in sorted({p for t in targets for p in TARGETS[t]}):
+    profiles = {t: TARGETS[t][:1] if options.quick else TARGETS[t] for t in targets}
+    for profile in sorted({p for t in targets for p in profiles[t]}):
         project = _project(work / f"clean-{profile}", profile, terminology, teardown)
-        project.services("up")
+        project.up()
         began = time.monotonic()
         code, err = project.run(input_dir)
         if code != 0:
@@ -219,7 +223,7 @@ def drill(options: DrillOptions, teardown: Teardown, targets: tuple[str, ...] = 
         for target in rng.sample(targets, len(targets)):
             if time.monotonic() - started >= budget:
                 break
-            profile = rng.choice(TARGETS[target])
+            profile = rng.choice(profiles[target])
             reference, window = references[profile]
             project = _project(work / f"trial-{tally.trials + 1}", profile, terminology,
                                teardown)
@@ -244,7 +248,7 @@ def _project(home: Path, profile: str, terminology: Terminology, teardown: Teard
 
 def _discard(project: Project) -> None:
     if project.home.exists():
-        project.services("down")
+        project.down()
         shutil.rmtree(project.home, ignore_errors=True)
 
 
@@ -252,7 +256,8 @@ def _trial(project: Project, target: str, input_dir: Path, reference: dict, wind
            delay: float, terminology: Terminology, tally: Tally) -> None:
     tally.trials += 1
     what = f"trial {tally.trials}: {target} on {project.profile} killed after {delay:.2f} s"
-    project.services("up")
+    if target != "pipeline":  # what is killed must be running (a run starts it otherwise)
+        project.up()
     began = time.monotonic()
     process = project.start_run(input_dir)
     try:
@@ -275,7 +280,8 @@ def _trial(project: Project, target: str, input_dir: Path, reference: dict, wind
     killed_at = time.monotonic()
     if target == "terminology":
         terminology.start()
-    project.services("up")  # the killed database or object store comes back
+    if target in ("database", "object-store"):
+        project.up()  # the killed server comes back
     code, err = project.run(input_dir)
     done = time.monotonic()
     if code != 0:

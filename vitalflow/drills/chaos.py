@@ -4,6 +4,7 @@ the state of one clean run (every refined and derived table, row for row)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -92,8 +93,8 @@ class Terminology:
 class Project:
     """One project folder (its own embedded PostgreSQL and object store) driven by the CLI."""
 
-    def __init__(self, home: Path, profile: str, terminology: Terminology):
-        self.home, self.profile = home, profile
+    def __init__(self, home: Path, profile: str, terminology: Terminology, teardown: Teardown):
+        self.home, self.profile, self.teardown = home, profile, teardown
         # The servers are started here, as `vitalflow run` would start them in this project.
         self.servers = [EmbeddedPostgres(home, free_port())] + (
             [SeaweedFS(home, free_port())] if profile == "lakehouse" else [])
@@ -104,13 +105,13 @@ class Project:
                      "VITALFLOW__S3__EMBEDDED_PORT": str(self.servers[-1].port),
                      "VITALFLOW__TERMINOLOGY__BASE_URL": terminology.url}
 
-    def cli(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "vitalflow.cli", *args], env=self.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-
     def start_run(self, input_dir: Path) -> subprocess.Popen:
-        return self.cli("run", "--input", str(input_dir), "--profile", self.profile, "--json")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vitalflow.cli", "run", "--input", str(input_dir),
+             "--profile", self.profile, "--json"], env=self.env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.teardown.callback(kill_group, process)  # a no-op once it has ended
+        return process
 
     def run(self, input_dir: Path) -> tuple[int, str]:
         process = self.start_run(input_dir)
@@ -175,21 +176,24 @@ def print_state(profile: str) -> None:
 
 
 def kill_group(process: subprocess.Popen) -> None:
+    """kill -9 a run and its workers (its own process group), then collect it."""
     if process.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    process.communicate()
+    process.wait(timeout=60)
+    for stream in (process.stdout, process.stderr):
+        stream.close()
 
 
 def _kill(pid: int | None) -> bool:
+    """kill -9 and wait until it is gone (a dying server still looks alive to a restart)."""
     if pid is None:
         return False
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return False
+    wait_until(lambda: not alive(pid), 60, what=f"the end of process {pid}")
     return True
 
 
@@ -199,7 +203,7 @@ def drill(options: DrillOptions, teardown: Teardown, targets: tuple[str, ...] = 
     until the time budget is spent; --quick is one round, each target on its first profile."""
     budget = options.seconds or (float("inf") if options.quick else 1800)
     started = time.monotonic()
-    work = private_dir(options.workdir)
+    work = private_dir(options.workdir).resolve()  # servers run with their own cwd
     patients = max(10, options.observations // 25) if options.observations else (
         20 if options.quick else 40)
     input_dir = work / "input"
@@ -241,7 +245,7 @@ def drill(options: DrillOptions, teardown: Teardown, targets: tuple[str, ...] = 
 
 
 def _project(home: Path, profile: str, terminology: Terminology, teardown: Teardown) -> Project:
-    project = Project(private_dir(home), profile, terminology)
+    project = Project(private_dir(home), profile, terminology, teardown)
     teardown.callback(_discard, project)  # when interrupted; a no-op once discarded
     return project
 
@@ -278,10 +282,15 @@ def _trial(project: Project, target: str, input_dir: Path, reference: dict, wind
             kill_group(process)
     tally.kills[target] += 1
     killed_at = time.monotonic()
-    if target == "terminology":
-        terminology.start()
-    if target in ("database", "object-store"):
-        project.up()  # the killed server comes back
+    try:  # the killed server comes back
+        if target == "terminology":
+            terminology.start()
+        if target in ("database", "object-store"):
+            project.up()
+    except Exception as exc:  # noqa: BLE001 - a server that cannot come back is the finding
+        tally.unrecovered += 1
+        tally.failures.append(f"{what}: {target} did not come back: {exc}"[:800])
+        return
     code, err = project.run(input_dir)
     done = time.monotonic()
     if code != 0:

@@ -47,6 +47,7 @@ class Tally:
     unrecovered: int = 0  # the re-run failed: the project was left unusable
     mismatches: int = 0  # the re-run succeeded but the state differs
     landed_during_run: int = 0  # the kill hit while the run was still going
+    profiles: Counter = field(default_factory=Counter)  # trials per storage profile
     kills: Counter = field(default_factory=Counter)
     recoveries: Counter = field(default_factory=Counter)
     recovery_s: list[float] = field(default_factory=list)  # kill -> re-run done
@@ -259,6 +260,7 @@ def _discard(project: Project) -> None:
 def _trial(project: Project, target: str, input_dir: Path, reference: dict, window: float,
            delay: float, terminology: Terminology, tally: Tally) -> None:
     tally.trials += 1
+    tally.profiles[project.profile] += 1
     what = f"trial {tally.trials}: {target} on {project.profile} killed after {delay:.2f} s"
     if target != "pipeline":  # what is killed must be running (a run starts it otherwise)
         project.up()
@@ -324,7 +326,8 @@ def run(options: DrillOptions, teardown: Teardown) -> DrillResult:
         details={"trials": tally.trials, "recovered": tally.recovered,
                  "unrecovered": tally.unrecovered, "mismatches": tally.mismatches,
                  "landed_during_run": tally.landed_during_run,
-                 "kills": dict(tally.kills), "recoveries": dict(tally.recoveries),
+                 "profiles": dict(tally.profiles), "kills": dict(tally.kills),
+                 "recoveries": dict(tally.recoveries),
                  "recovery_median_s": round(statistics.median(tally.recovery_s), 1)
                  if tally.recovery_s else None},
         notes=notes)

@@ -13,11 +13,12 @@ from vitalflow.drills.runner import LATEST
 HEADING = "## Failover and replicas"
 CHART = "drills-failover.png"
 MARKDOWN = "failover-latest.md"
-# storage option -> the drills that measure it (chaos trials run on postgres and lakehouse).
+# storage option -> the drills that measure it; chaos kills across the profiles it runs.
 OPTIONS: dict[str, tuple[str, ...]] = {
-    "postgres": ("postgres-failover", "replica-reads", "worker-scaling", "chaos"),
-    "lakehouse": ("object-store-loss", "chaos"),
+    "postgres": ("postgres-failover", "replica-reads", "worker-scaling"),
+    "lakehouse": ("object-store-loss",),
     "clickhouse": ("clickhouse",),
+    "chaos (postgres and lakehouse runs)": ("chaos",),
 }
 _COLUMNS = ("drill", "result", "RTO s", "lost rows", "exact counts", "extra run s", "lag",
             "read scaling", "other figures")
@@ -68,7 +69,7 @@ def _row(name: str, result: dict | None) -> list[str]:
     lag_key, lag = _lag(details)
     scaling_key, scaling = read_scaling(details)
     other = [f"{k}={_figure(v)}" for k, v in details.items()
-             if k not in (lag_key, scaling_key) and not isinstance(v, list | tuple)][:8]
+             if k not in (lag_key, scaling_key) and not isinstance(v, list | tuple)][:10]
     status = ("ok" if result.get("ok") else "**failed**") + (" (quick)" if result.get("quick")
                                                              else "")
     return [name, status, _figure(result.get("rto_s")), _figure(result.get("acknowledged_lost")),

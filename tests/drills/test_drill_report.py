@@ -75,3 +75,20 @@ def test_write_replaces_the_section_of_an_existing_bench_report(tmp_path):
     assert text.startswith("# report\n\n## Query latency\n\nrows\n")
     assert text.rstrip().endswith("![throughput](storage-throughput.png)")
     assert "| postgres-failover | ok |" in (tmp_path / MARKDOWN).read_text()
+
+
+def test_the_bench_report_carries_the_section_or_says_there_are_no_results(tmp_path):
+    from benchmarks.report import markdown
+
+    report = {"timestamp": "t", "command": "vitalflow bench", "results": [],
+              "machine": {"cpu_count": 2, "memory_gib": 24.0, "platform": "linux",
+                          "python": "3.11", "git_commit": None, "source_sha256": "x",
+                          "packages": {}}}
+    save([FAILOVER], tmp_path)
+
+    with_drills = markdown(report, build(tmp_path)[0])
+    without = markdown(report)
+
+    assert with_drills.count(HEADING) == without.count(HEADING) == 1
+    assert "| postgres-failover | ok |" in with_drills
+    assert "No drill results yet" in without

@@ -132,9 +132,9 @@ class Project:
             server.down()
 
     def state(self) -> dict[str, str]:
-        done = subprocess.run([sys.executable, "-c", "from vitalflow.drills.chaos import "
-                               f"print_state; print_state({self.profile!r})"], env=self.env,
-                              capture_output=True, text=True, timeout=300)
+        code = f"from vitalflow.drills.chaos import print_state; print_state({self.profile!r})"
+        done = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True,
+                              text=True, timeout=300, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"reading the state failed: {done.stderr[-1000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])

@@ -25,6 +25,16 @@ _COLUMNS = ("drill", "result", "RTO s", "lost rows", "exact counts", "extra run 
 _CLICKHOUSE = ("chdb, the in-process engine here, has no replication: nothing to break. A "
                "replicated ClickHouse (ReplicatedReplacingMergeTree + Keeper) is configuration "
                "for users' clusters (docs/scaling.md).")
+_INTRO = ("From `vitalflow drill NAME|all --out DIR` (drill results in DIR; `vitalflow bench` "
+          "reads the latest ones in its out folder and runs no drill). RTO: seconds without a "
+          "writable primary (postgres-failover), until the data was whole again "
+          "(object-store-loss) or until a re-run had restored the state of a clean run (chaos, "
+          "worst trial). Lost rows: acknowledged rows missing afterwards. Extra run s: run time "
+          "beyond a run without failure (negative when kills land after a run's end and the "
+          "clean run was slowed by other load).")
+_MIXED = ("The `mixed` profile inherits from its parts: raw on Iceberg (object-store-loss), "
+          "refined in PostgreSQL (postgres-failover, replica-reads), derived in ClickHouse "
+          "(no replication in chdb).")
 
 
 def load_results(folder: Path) -> dict[str, dict]:
@@ -79,13 +89,7 @@ def _row(name: str, result: dict | None) -> list[str]:
 
 def section(results: dict[str, dict], chart: str | None = None) -> list[str]:
     """Markdown lines: the heading, a table per storage option, the notes, the chart."""
-    lines = [HEADING, "",
-             "From `vitalflow drill NAME|all --out DIR` (drill results in DIR; "
-             "`vitalflow bench` reads the latest ones in its out folder and runs no drill). "
-             "RTO: seconds without a writable primary (postgres-failover), until the data "
-             "was whole again (object-store-loss) or until a re-run had restored the state "
-             "of a clean run (chaos, worst trial). Lost rows: acknowledged rows missing "
-             "afterwards. Extra run s: run time beyond a run without failure.", ""]
+    lines = [HEADING, "", _INTRO, ""]
     if not results:
         lines += ["No drill results yet: run `vitalflow drill all --out DIR`.", ""]
     for option, names in OPTIONS.items():
@@ -96,9 +100,7 @@ def section(results: dict[str, dict], chart: str | None = None) -> list[str]:
                   *(f"| {' | '.join(_row(n, results.get(n)))} |" for n in names), ""]
         if option == "clickhouse":
             lines += [_CLICKHOUSE, ""]
-    lines += ["The `mixed` profile inherits from its parts: raw on Iceberg (object-store-loss), "
-              "refined in PostgreSQL (postgres-failover, replica-reads), derived in ClickHouse "
-              "(no replication in chdb).", ""]
+    lines += [_MIXED, ""]
     notes = [f"- {name}: {note}" for name, r in results.items() for note in r.get("notes", [])]
     if notes:
         lines += ["Notes from the drills:", "", *notes, ""]

@@ -36,7 +36,7 @@ def test_every_kill_is_recovered_and_everything_started_is_stopped():
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    assert result.ok, result.notes
+    assert result.ok, "\n".join(result.notes)  # in full: which target, when, which tables
     assert result.details["kills"] == {target: 1 for target in TARGETS}
     assert result.details["recovered"] == result.details["trials"] == len(TARGETS)
     assert result.counts_exact and result.rto_s is not None

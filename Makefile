@@ -61,9 +61,10 @@ microbench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks/micro --benchmark-only --benchmark-autosave \
 		--benchmark-storage=benchmarks/results/micro -q $(MICROBENCH_ARGS)
 
-## kill -9 drill (docs/robustness.md): CHAOS_ARGS="--trials 50" by default; reports mismatches.
+## Chaos drill (docs/robustness.md): kill -9 of the pipeline, database, object store and terminology
+## server during repeated runs; CHAOS_ARGS="--seconds 1800" by default; results in benchmarks/results.
 chaos: $(STAMP)
-	$(BIN)/python -m benchmarks.chaos.drill $(or $(CHAOS_ARGS),--trials 50)
+	$(BIN)/vitalflow drill chaos $(or $(CHAOS_ARGS),--seconds 1800) --out benchmarks/results
 
 ## Mutation testing: each declared mutant (tests/mutation/mutants.py) against its tests; the score.
 mutation: $(STAMP)

@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 
 from benchmarks.inputs import parse_size
+from vitalflow.drills import report as drill_report
 
 STAGES = ("ingest", "refine", "derive")
 MIB = 2**20
@@ -59,7 +60,9 @@ def _n(value: float | None, digits: int = 0) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict, failover: list[str] | None = None) -> str:
+    """The report; failover: the drills' section (vitalflow.drills.report), else a placeholder
+    saying there are no drill results."""
     machine = report["machine"]
     packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items() if v)
     results = report["results"]
@@ -78,9 +81,7 @@ def markdown(report: dict) -> str:
         lines += [f"**{failed['profile']} · {failed['size']} failed:** {failed['error']}", ""]
     lines += _throughput_table(results) + _stage_table(results) + _incremental_table(results)
     lines += _query_table(results) + _concurrency_table(results)
-    lines += ["## Failover and replicas", "",
-              "Not measured yet: failover drills (Patroni, HAProxy) and replica lag will add "
-              "their own section here and in the JSON (`results[].failover`).", ""]
+    lines += failover if failover is not None else drill_report.section({})
     return "\n".join(lines)
 
 
@@ -303,7 +304,10 @@ def write_report(report: dict, out: Path, console) -> Path:
         for name, chart in CHARTS.items():
             chart(report["results"], out / f"storage-{name}.png")
             written.append(out / f"storage-{name}.png")
-        markdown_text = markdown(report) + "\n" + "\n".join(
+        # The latest drill results in the same folder (`vitalflow drill ... --out`); none run.
+        failover, failover_chart = drill_report.build(out)
+        written += [failover_chart] if failover_chart else []
+        markdown_text = markdown(report, failover) + "\n" + "\n".join(
             f"![{name}](storage-{name}.png)" for name in CHARTS) + "\n"
         (out / "storage-latest.md").write_text(markdown_text)
         written.append(out / "storage-latest.md")

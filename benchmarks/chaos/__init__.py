@@ -1,1 +1,1 @@
-"""Chaos drills of issue 12: hostile input files and kill -9 at random points."""
+"""Chaos material of issue 12: hostile input files (the kill drill is `vitalflow drill chaos`)."""

@@ -1,6 +1,6 @@
-"""Issue 12 chaos suite, short form: runs killed with kill -9 (process group, sometimes the
-postmaster too) at random points, then re-run, leave exactly the state of one clean run.
-The long form: `python -m benchmarks.chaos.drill --trials 50` (docs/robustness.md)."""
+"""Issue 12 chaos suite, short form: runs killed with kill -9 (the process group, or the
+postmaster) at random points, then re-run, leave exactly the state of one clean run.
+The long form with every target: `vitalflow drill chaos --seconds 1800` (docs/robustness.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.chaos.drill import drill
+from vitalflow.drills.base import DrillOptions, Teardown
+from vitalflow.drills.chaos import drill
 
 pytestmark = pytest.mark.slow
 
@@ -19,9 +20,11 @@ def test_killed_runs_recover_to_the_state_of_one_clean_run():
     # Not under pytest's basetemp: the embedded server's user must pass through the folder.
     work = Path(tempfile.mkdtemp(prefix="vitalflow-chaos-test-"))
     try:
-        report = drill(trials=3, patients=20, seed=7, work=work, progress=lambda _: None)
+        with Teardown() as teardown:
+            tally = drill(DrillOptions(workdir=work / "drill", quick=True, observations=500),
+                          teardown, targets=("pipeline", "database"), seed=7)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    assert report.trials == 3
-    assert (report.unrecovered, report.mismatches) == (0, 0), report.failures
+    assert tally.trials == 2
+    assert (tally.unrecovered, tally.mismatches) == (0, 0), tally.failures

@@ -25,8 +25,9 @@ def drill_command(
                                                   "repeat (chaos).")] = None,
     observations: Annotated[int | None, typer.Option(min=100, help="Input size (default: "
                                                      "per drill, 1M for the full run).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Folder for drills-latest.json (the bench "
-                                             "report's failover section reads it).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for drills-latest.json, "
+                                             "drill-NAME.json and the failover report section "
+                                             "(`vitalflow bench` reads them there).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per drill; the "
                                           "last line is the last drill's.")] = False,
     keep: Annotated[bool, typer.Option(help="Keep the drill's work folder (logs).")] = False,
@@ -56,7 +57,11 @@ def drill_command(
         else:
             _print(result)
     if out is not None:
-        console.print(f"saved: {save(results, out)}") if not as_json else save(results, out)
+        from vitalflow.drills.report import write
+
+        saved = [save(results, out), write(out)]
+        if not as_json:
+            console.print(f"saved: {', '.join(map(str, saved))}")
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 

@@ -34,13 +34,19 @@ def drill_workdir(home: Path, name: str) -> Path:
 
 
 def save(results: list[DrillResult], out: Path) -> Path:
-    """Merges results into out/drills-latest.json (one entry per drill, the newest wins)."""
+    """Merges results into out/drills-latest.json (one entry per drill, the newest wins) and
+    writes each to out/drill-<name>.json too, so results of separate runs combine."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / LATEST
     kept = json.loads(path.read_text()) if path.exists() else {}
     for result in results:
         kept[result.drill] = json.loads(result.json_line())
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+        _write(out / f"drill-{result.drill}.json", kept[result.drill])
+    _write(path, kept)
     return path
+
+
+def _write(path: Path, value: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)

@@ -32,3 +32,31 @@ def test_an_exact_duplicate_orphan_from_two_runs_is_promoted_without_a_stale_row
     refined = summary["tables"]["refined.observation"]
     assert (quarantined, refined) == (0, 2)
     assert counted == quarantined
+
+
+@pytest.mark.parametrize("profile", ["postgres", "clickhouse"])
+def test_a_run_stopped_between_parking_and_quarantining_is_redone_whole(
+        request, database_url, tmp_path, profile, monkeypatch):
+    """Found by `vitalflow drill chaos` on the lakehouse profile: the object store killed after
+    the orphans were parked but before their quarantine rows were written. Engines without one
+    transaction for both keep the parked rows; the re-run must still quarantine them."""
+    from vitalflow.refine.merge import Merge
+
+    write_ndjson(tmp_path / "in" / "Observation.ndjson",
+                 [observation("w1", "late", "weight", 80, "2022-02-01T09:00:00Z"),
+                  observation("h1", "late", "height", 180, "2022-02-01T09:00:00Z")])
+    settings = profile_settings(profile, tmp_path / profile, database_url, request)
+    real = Merge._quarantine
+
+    def object_store_gone(self, rows):
+        raise ConnectionError("object store killed")
+
+    monkeypatch.setattr(Merge, "_quarantine", object_store_gone)
+    with pytest.raises(ConnectionError):
+        pipeline.run(settings, tmp_path / "in")
+    monkeypatch.setattr(Merge, "_quarantine", real)
+    summary = pipeline.run(settings, tmp_path / "in")
+    assert summary["tables"]["refined.observation_pending"] == 2
+    assert summary["tables"]["refined.quarantine"] == 2
+    assert summary["quarantine_reasons"] == {"unknown_patient": 2}
+    assert summary["counts"]["Observation"]["quarantined"] == 2

@@ -81,9 +81,11 @@ class Merge:
                                               unborn.column("observation_id"))))
         written_observations = self._write_newer(OBSERVATION, born, owner="patient_key").num_rows
         orphans = observations.filter(pc.invert(is_known))
-        # Only the orphans written are quarantined: an exact copy of one parked earlier is a
-        # duplicate, and its quarantine row would outlive the promotion.
+        # Only the orphans parked by this record are quarantined: an exact copy of one parked
+        # earlier is a duplicate, and its quarantine row would outlive the promotion.
         parked_rows = self._write_newer(OBSERVATION_PENDING, orphans)
+        parked_rows = pa.concat_tables([parked_rows.select(orphans.column_names),
+                                        self._parked_by_an_interrupted_run(orphans, parked_rows)])
         parked = parked_rows.num_rows
         quarantine = pa.concat_tables([
             self.staged.table("quarantine", _stage_schema(QUARANTINE)),
@@ -150,6 +152,17 @@ class Merge:
         self.refined.append(table, rows.filter(pc.invert(known)))
         self.refined.upsert(table, rows.filter(known))
         return rows
+
+    def _parked_by_an_interrupted_run(self, orphans: pa.Table, written: pa.Table) -> pa.Table:
+        """Orphans this very record parked before: a run that stopped between parking and
+        quarantining them (engines without one transaction for both) left them parked with no
+        quarantine row, and the batch is being refined again."""
+        stored = self.refined.read(OBSERVATION_PENDING, ["raw_record_id"], where=[
+            ("observation_id", "in", orphans.column("observation_id"))])
+        again = pc.and_(
+            pc.is_in(orphans.column("raw_record_id"), stored.column("raw_record_id").combine_chunks()),
+            pc.invert(pc.is_in(orphans.column("raw_record_id"), written.column("raw_record_id"))))
+        return orphans.filter(again)
 
     def _stamped(self, rows: pa.Table) -> pa.Table:
         return rows.append_column("change_seq", pa.array([self.seq] * rows.num_rows, pa.int64())

@@ -62,10 +62,15 @@ def run_to_end(env: dict, input_dir: Path, timeout: float = 600) -> tuple[int, s
 
 
 def state(home: Path) -> dict[str, str]:
-    """Per table: row count and a hash of its rows without the when-columns."""
-    server = EmbeddedPostgres(home, 0)
+    """Per table of the project at home: row count and a hash of its rows."""
+    return state_at(EmbeddedPostgres(home, 0).url())
+
+
+def state_at(url: str) -> dict[str, str]:
+    """Per table of the database at url: row count and a hash of its rows without the
+    when-columns."""
     result = {}
-    with psycopg.connect(server.url()) as conn:
+    with psycopg.connect(url) as conn:
         for table in _TABLES:
             schema, name = table.split(".")
             columns = [r[0] for r in conn.execute(

@@ -63,12 +63,14 @@ class Node:
         except (OSError, ValueError, IndexError):
             return None
 
-    def rest(self, path: str, body: dict | None = None, timeout: float = 2) -> tuple[int, dict]:
+    def rest(self, path: str, body: dict | None = None, timeout: float = 2,
+             method: str | None = None) -> tuple[int, dict]:
         """Patroni's REST API: (status, JSON answer); status 0 when it does not answer."""
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.rest_port}{path}",
             data=json.dumps(body).encode() if body is not None else None,
-            headers={"Content-Type": "application/json"}, method="POST" if body else "GET")
+            headers={"Content-Type": "application/json"},
+            method=method or ("POST" if body else "GET"))
         try:
             with urllib.request.urlopen(request, timeout=timeout) as answer:
                 raw = answer.read()

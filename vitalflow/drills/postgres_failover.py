@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from vitalflow.drills.base import DrillOptions, DrillResult, Teardown, wait_until
-from vitalflow.drills.pg_cluster import Cluster, Node, missing_tools
+from vitalflow.drills.pg_cluster import INSTALL_HINT, Cluster, Node, missing_tools
 from vitalflow.drills.pg_workload import (FULL_OBSERVATIONS, QUICK_OBSERVATIONS, PipelineJob,
                                           WriteProbe, make_input)
 
@@ -21,7 +21,7 @@ def run(options: DrillOptions, teardown: Teardown) -> DrillResult:
     result = DrillResult(NAME, ok=False)
     missing = missing_tools()
     if missing:
-        result.notes.append("not run: missing " + ", ".join(missing) + " (make install)")
+        result.notes.append(f"not run: missing {', '.join(missing)}, {INSTALL_HINT}")
         return result
     observations = options.observations or (QUICK_OBSERVATIONS if options.quick
                                             else FULL_OBSERVATIONS)

@@ -35,19 +35,19 @@ def run(options: DrillOptions, teardown: Teardown) -> DrillResult:
     input_dir = make_input(options.workdir, observations)
     key = PipelineJob.new_key()
     # The data the analysts read, loaded before; the load writes the same input elsewhere.
-    base = PipelineJob(cluster, "vitalflow", options.workdir / "base", input_dir, key)
+    base = PipelineJob(cluster, "analytics", options.workdir / "base", input_dir, key)
     code, _, _ = base.start(teardown).wait(_RUN_TIMEOUT)
     if code != 0:
         result.notes.append(f"loading the data to read failed: {base.stderr_tail()}")
         return result
-    params = choose_parameters(_layers(cluster.url()))
+    params = choose_parameters(_layers(cluster.url(database=base.database)))
     load = _Load(cluster, options, input_dir, key, teardown).start()
     lag = _LagSampler(cluster).start()
     phase_s = 3.0 if options.quick else 20.0
     try:
-        throughput = {f"{n}_replicas": _read_phase(cluster, n, phase_s, params)
+        throughput = {f"{n}_replicas": _read_phase(cluster, base.database, n, phase_s, params)
                       for n in (0, 1, 2)}
-        served_by_replica = _in_recovery(cluster.replica_url())
+        served_by_replica = _in_recovery(cluster.replica_url(base.database))
     finally:
         load.stop()
         lag.stop()
@@ -77,7 +77,8 @@ def _in_recovery(url: str) -> bool:
         return conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
 
 
-def _read_phase(cluster: Cluster, replicas: int, seconds: float, params: dict) -> dict:
+def _read_phase(cluster: Cluster, database: str, replicas: int, seconds: float,
+                params: dict) -> dict:
     """READERS threads run the three queries in turn for `seconds` through the primary port
     (0 replicas) or the replica port with `replicas` replicas in HAProxy's pool."""
     from benchmarks.queries import QUERIES
@@ -91,7 +92,8 @@ def _read_phase(cluster: Cluster, replicas: int, seconds: float, params: dict) -
     deadline = time.monotonic() + seconds
 
     def reader(seed: int) -> None:
-        layers = _layers(cluster.replica_url() if replicas else cluster.url())
+        layers = _layers(cluster.replica_url(database) if replicas
+                         else cluster.url(database=database))
         rng = random.Random(seed)
         while time.monotonic() < deadline:
             try:

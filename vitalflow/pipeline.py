@@ -249,23 +249,28 @@ TRANSIENT = (BackendUnavailable, psycopg.OperationalError, psycopg.errors.ReadOn
 
 def run(settings: Settings, input_path: Path, reporter: Reporter | None = None,
         profile: str | None = None) -> dict:
-    """Run all three stages on the profile's storage and return the run summary. A connection
-    lost on the way (a failover) runs it again from the start: every stage is idempotent (an
-    ingested file is not ingested twice, refine and derive commit whole), so the end state is
-    that of one run; the summary is the last attempt's."""
+    """Run all three stages on the profile's storage and return the run summary. A storage
+    connection lost on the way (a failover) runs it again from the start: every stage is
+    idempotent (an ingested file is not ingested twice, refine and derive commit whole), so the
+    end state is that of one run; the summary is the last attempt's. Storage that was never
+    reached fails at once, as before: that is a configuration, not a failover."""
+    reached = False
     for delay in RETRY_DELAYS:
+        attempt = PipelineRun(settings, profile, reporter)
         try:
-            return _run_once(settings, input_path, reporter, profile)
+            return _run_once(attempt, input_path)
         except TRANSIENT as exc:
-            log.warning("the run lost the database (%s); running again in %d s",
+            reached = reached or attempt.layers is not None
+            if not reached:
+                raise
+            log.warning("the run lost its storage (%s); running again in %d s",
                         type(exc).__name__, delay)
             time.sleep(delay)
-    return _run_once(settings, input_path, reporter, profile)
+    return _run_once(PipelineRun(settings, profile, reporter), input_path)
 
 
-def _run_once(settings: Settings, input_path: Path, reporter: Reporter | None,
-              profile: str | None) -> dict:
-    with PipelineRun(settings, profile, reporter) as pipeline_run:
+def _run_once(pipeline_run: PipelineRun, input_path: Path) -> dict:
+    with pipeline_run:
         pipeline_run.ingest(input_path)
         pipeline_run.refine()
         pipeline_run.derive()

@@ -132,9 +132,11 @@ class Cluster:
         self._start_etcd(teardown)
         self.nodes = [Node(f"pg{i}", self.root / f"pg{i}", free_port(), free_port())
                       for i in range(self.size)]
-        if _is_root():  # Postgres refuses root: Patroni and its servers run as the system user
-            self.root.chmod(0o711)
-            _open_path_for(self.root)
+        if _is_root():  # Postgres refuses root: Patroni and its servers run as the system user,
+            # which may pass through the cluster folder (group x), nobody else may.
+            shutil.chown(self.root, group=_ensure_system_user()[1])
+            self.root.chmod(0o710)
+            _open_path_for(self.root.parent)
             _open_path_for(_bin_dir().parent)
             _open_path_for(_patroni().parent)
         for index, node in enumerate(self.nodes):

@@ -104,14 +104,15 @@ class Cluster:
     def secrets(self) -> Path:
         return self.root / "secrets"
 
-    @property
-    def passfile(self) -> Path:
-        return self.secrets / "pgpass"
+    def passfile(self, role: str) -> Path:
+        """The superuser's password is the drill's own; the pipeline's passfile holds only
+        the application role's (the replicator's lives in Patroni's environment only)."""
+        return self.secrets / ("pgpass-admin" if role == SUPERUSER else "pgpass")
 
     def url(self, port: int | None = None, database: str = APP_DATABASE,
             role: str = APP_ROLE) -> str:
         return (f"postgresql://{role}@127.0.0.1:{port or self.primary_port}/{database}"
-                f"?passfile={self.passfile}")
+                f"?passfile={self.passfile(role)}")
 
     def replica_url(self, database: str = APP_DATABASE) -> str:
         return self.url(self.replica_port, database)
@@ -128,7 +129,9 @@ class Cluster:
         private_dir(self.root)
         passwords = {SUPERUSER: new_password(), REPLICATOR: new_password(),
                      APP_ROLE: new_password()}
-        write_passfile(private_dir(self.secrets) / "pgpass", passwords)
+        private_dir(self.secrets)
+        for role in (SUPERUSER, APP_ROLE):
+            write_passfile(self.passfile(role), {role: passwords[role]})
         self._start_etcd(teardown)
         self.nodes = [Node(f"pg{i}", self.root / f"pg{i}", free_port(), free_port())
                       for i in range(self.size)]

@@ -14,7 +14,8 @@ from vitalflow.drills.pg_workload import (FULL_OBSERVATIONS, QUICK_OBSERVATIONS,
 
 NAME = "postgres-failover"
 _RUN_TIMEOUT = 3600  # a 1M run with a failover in it, on a loaded 2-core machine
-_FAILOVER_TIMEOUT = 120  # ttl 20 s, a stopped leader's REST timeouts, elections, pg_rewind
+_FAILOVER_TIMEOUT = 120  # ttl 20 s, a stopped leader's REST timeouts, an election
+_HEAL_TIMEOUT = 600  # a 1M database copied again to a rejoining node on a loaded machine
 
 
 def run(options: DrillOptions, teardown: Teardown) -> DrillResult:
@@ -41,17 +42,21 @@ def run(options: DrillOptions, teardown: Teardown) -> DrillResult:
     scenarios = ["leader_kill", "leader_kill_async"] if options.quick else list(SCENARIOS)
     details: dict = {"observations": observations, "clean_run_s": round(clean_s, 1),
                      "synchronous_mode": True, "scenarios": {}}
+    result.details = details
     for name in scenarios:
         job = PipelineJob(cluster, f"run_{name}", options.workdir / name, input_dir, key)
-        details["scenarios"][name] = _scenario(name, cluster, job, teardown, reference,
-                                               clean_s, refine_s)
+        try:
+            details["scenarios"][name] = _scenario(name, cluster, job, teardown, reference,
+                                                   clean_s, refine_s)
+        except (TimeoutError, RuntimeError) as exc:  # the cluster did not come back: stop
+            result.notes.append(f"scenario {name} failed: {exc}")
+            return result
     kill = details["scenarios"]["leader_kill"]
     result.rto_s, result.acknowledged_lost = kill["rto_s"], kill["acknowledged_lost"]
     result.counts_exact, result.extra_run_s = kill["counts_exact"], kill["extra_run_s"]
     synchronous = [s for n, s in details["scenarios"].items() if not n.endswith("_async")]
     result.ok = all(s["run_exit"] == 0 and s["acknowledged_lost"] == 0 and s["counts_exact"]
                     for s in synchronous)
-    result.details = details
     result.notes.append("asynchronous mode (leader_kill_async) may lose acknowledged rows; "
                         "it is shown, not judged")
     return result
@@ -73,7 +78,9 @@ def _scenario(name: str, cluster: Cluster, job: PipelineJob, teardown: Teardown,
         broken_at = time.monotonic()
         what = SCENARIOS[name.removesuffix("_async")](cluster)
         code, _, seconds = job.wait(_RUN_TIMEOUT)
-        wait_until(cluster.healthy, _FAILOVER_TIMEOUT, 0.5, "the cluster whole again")
+        # The old leader rejoins as a replica (pg_rewind, or a new base backup of the whole
+        # database under load): the next scenario needs every node back.
+        healed = wait_until(cluster.healthy, _HEAL_TIMEOUT, 0.5, "the cluster whole again")
         time.sleep(1)  # a few acks on the healed cluster
     finally:
         probe.stop()
@@ -83,7 +90,8 @@ def _scenario(name: str, cluster: Cluster, job: PipelineJob, teardown: Teardown,
     lost = probe.lost(cluster.url(database=f"probe_{name}"))
     return {"rto_s": round(probe.longest_gap(broken_at), 2), "acknowledged_lost": lost,
             "counts_exact": exact, "extra_run_s": round(seconds - clean_s, 1),
-            "run_exit": code, "run_s": round(seconds, 1), "probe_acks": len(probe.acks),
+            "run_exit": code, "run_s": round(seconds, 1), "healed_after_run_s": round(healed, 1),
+            "probe_acks": len(probe.acks),
             "probe_attempts": probe.attempts, **what,
             # tables not identical to the clean run's, timestamps aside (counts_exact says
             # whether that matters)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -65,8 +66,21 @@ class PipelineJob:
             [sys.executable, "-m", "vitalflow.cli", "run", "--input", str(self.input_dir),
              "--json"], env=env, stdout=subprocess.PIPE, stderr=self._stderr,
             stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-        teardown.process(self.process)
+        teardown.callback(self.stop)
         return self
+
+    def stop(self, grace: float = 10) -> None:
+        """The run and its worker processes (its session's process group), if still going."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=grace)
+                return
+            except subprocess.TimeoutExpired:
+                continue
 
     def wait(self, timeout: float) -> tuple[int, dict, float]:
         """(exit code, the run's JSON summary or {}, seconds from start to end)."""

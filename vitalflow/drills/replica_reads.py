@@ -13,7 +13,6 @@ from vitalflow.drills.base import DrillOptions, DrillResult, Teardown
 from vitalflow.drills.pg_cluster import INSTALL_HINT, Cluster, missing_tools
 from vitalflow.drills.pg_workload import (FULL_OBSERVATIONS, QUICK_OBSERVATIONS, PipelineJob,
                                           make_input)
-from vitalflow.processes import terminate
 
 NAME = "replica-reads"
 READERS = 4  # concurrent analysts
@@ -137,8 +136,8 @@ class _Load:
     def stop(self) -> None:
         """The run in progress is stopped too: it is load, not a result."""
         self._stop.set()
-        if self._job is not None and self._job.process is not None:
-            terminate(self._job.process.pid, 10)
+        if self._job is not None:
+            self._job.stop()
         self._thread.join(timeout=60)
 
     def _loop(self) -> None:

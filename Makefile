@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 	bash infra/sql/install.sh
 	PYTHON=$(PYTHON) bash infra/terraform/install.sh
 	bash infra/marquez/install.sh
+	bash infra/ha/install.sh
 	@touch $(STAMP)
 
 ## Run the pipeline on INPUT (default: a generated sample) against the embedded PostgreSQL.

@@ -1,4 +1,5 @@
-"""In CI (CI=true) a test skipped for want of ../shared, locust or pytest-benchmark fails: the CI
+"""In CI (CI=true) a test skipped for want of ../shared, locust, pytest-benchmark or the failover
+drills' etcd/HAProxy/Patroni fails: the CI
 machine has them, so such a skip means a prerequisite went missing, not that it is optional."""
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 # A skip whose reason names one of these is a missing CI prerequisite.
-PREREQUISITES = (str(SHARED), "../shared", "locust", "pytest-benchmark", "pytest_benchmark")
+PREREQUISITES = (str(SHARED), "../shared", "locust", "pytest-benchmark", "pytest_benchmark",
+                 "infra/ha/install.sh")
 
 
 def in_ci() -> bool:

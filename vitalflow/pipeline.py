@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+
+from storage_backends.base import BackendUnavailable
 from vitalflow.audit.runs import RunAudit
 from vitalflow.config import Settings
 from vitalflow.control import claim_run, target_of
@@ -27,6 +31,7 @@ from vitalflow.storage import Layers, describe, open_layers
 from vitalflow.tables import AGE_BAND_SUMMARY, DERIVED_TABLES, PATIENT_BMI_LATEST, REFINED_TABLES
 
 __all__ = ["PipelineRun", "derive_stage", "ingest", "rebuild", "refine_stage", "run"]
+log = logging.getLogger("vitalflow.pipeline")
 
 
 # -- the stages: each takes open layers and does its work, nothing else ----------------------
@@ -255,10 +260,37 @@ def rebuild(settings: Settings, layers: Layers, reporter: Reporter | None = None
     return refined, derived
 
 
+# Waits before each new attempt after a lost database connection: about a minute in all, the
+# time a Patroni cluster takes to elect a new primary even when the old one hangs (ttl 20-30 s).
+RETRY_DELAYS = (1, 2, 4, 8, 15, 30)
+# A connection lost, a server starting or stopping, or a primary just demoted to a replica.
+TRANSIENT = (BackendUnavailable, psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction)
+
+
 def run(settings: Settings, input_path: Path, reporter: Reporter | None = None,
         profile: str | None = None) -> dict:
-    """Run all three stages on the profile's storage and return the run summary."""
-    with PipelineRun(settings, profile, reporter) as pipeline_run:
+    """Run all three stages on the profile's storage and return the run summary. A storage
+    connection lost on the way (a failover) runs it again from the start: every stage is
+    idempotent (an ingested file is not ingested twice, refine and derive commit whole), so the
+    end state is that of one run; the summary is the last attempt's. Storage that was never
+    reached fails at once, as before: that is a configuration, not a failover."""
+    reached = False
+    for delay in RETRY_DELAYS:
+        attempt = PipelineRun(settings, profile, reporter)
+        try:
+            return _run_once(attempt, input_path)
+        except TRANSIENT as exc:
+            reached = reached or attempt.layers is not None
+            if not reached:
+                raise
+            log.warning("the run lost its storage (%s); running again in %d s",
+                        type(exc).__name__, delay)
+            time.sleep(delay)
+    return _run_once(PipelineRun(settings, profile, reporter), input_path)
+
+
+def _run_once(pipeline_run: PipelineRun, input_path: Path) -> dict:
+    with pipeline_run:
         pipeline_run.ingest(input_path)
         pipeline_run.refine()
         pipeline_run.derive()

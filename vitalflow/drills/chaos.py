@@ -26,14 +26,13 @@ from vitalflow.generate import generate
 from vitalflow.object_store import SeaweedFS
 from vitalflow.processes import alive
 from vitalflow.services import EmbeddedPostgres, free_port
-from vitalflow.tables import DERIVED_TABLES, REFINED_TABLES
+from vitalflow.drills.state import table_state
 
 # target -> the profiles a trial of it runs on (the object store only holds data on lakehouse).
 TARGETS: dict[str, tuple[str, ...]] = {
     "pipeline": ("postgres", "lakehouse"), "database": ("postgres", "lakehouse"),
     "object-store": ("lakehouse",), "terminology": ("postgres", "lakehouse")}
 # Columns that say when, not what: they differ between any two runs.
-_WHEN = {"change_seq", "refined_at", "quarantined_at", "computed_at"}
 # Same pseudonyms in every project of a drill (a test key, never a real one).
 _KEY = "vitalflow-chaos-drill-key-" + "0" * 40
 _RUN_TIMEOUT = 600
@@ -154,26 +153,15 @@ class Project:
 
 
 def print_state(profile: str) -> None:
-    """Per refined and derived table: row count and a hash of its rows without the
-    when-columns, from whichever backend holds it (run in the project's environment)."""
-    import hashlib
-
+    """The project's table_state (run in the project's environment)."""
     from vitalflow.config import load_settings
     from vitalflow.storage import open_layers
 
     layers = open_layers(load_settings(), profile)
-    state = {}
     try:
-        for table, backend in [(t, layers.refined) for t in REFINED_TABLES] + \
-                              [(t, layers.derived) for t in DERIVED_TABLES]:
-            columns = [c for c in table.column_names if c not in _WHEN]
-            rows = sorted(repr([row[c] for c in columns])
-                          for row in backend.read(table, columns).to_pylist())
-            digest = hashlib.md5("\n".join(rows).encode(), usedforsecurity=False).hexdigest()
-            state[table.qualified_name] = f"{len(rows)}:{digest}"
+        print(json.dumps(table_state(layers), sort_keys=True))
     finally:
         layers.close()
-    print(json.dumps(state, sort_keys=True))
 
 
 def kill_group(process: subprocess.Popen) -> None:

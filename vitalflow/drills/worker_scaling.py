@@ -17,23 +17,11 @@ from vitalflow.drills.base import DrillOptions, DrillResult, Teardown, private_d
 from vitalflow.generate import generate
 from vitalflow.partitions.pool import PrefectPool
 from vitalflow.partitions.worker import write_settings
+from vitalflow.drills.state import state_at
 from vitalflow.privacy.keys import new_key_text, write_key_file
 from vitalflow.services import EmbeddedPostgres, free_port
 
 OBSERVATIONS_PER_PATIENT = 16  # about what generate() writes per patient with 6 visits
-# The rows a run leaves, without the columns that say when (they differ between any two runs).
-FINGERPRINT = {
-    "refined.patient": "patient_key, person_key, gender, birth_date, version, raw_record_id",
-    "refined.observation": "observation_id, patient_key, measure, value, effective_at, "
-                           "raw_record_id",
-    "refined.quarantine": "raw_record_id, reason",
-    "refined.observation_pending": "observation_id",
-    "derived.patient_bmi_latest": "patient_key, sex, height_cm, weight_kg, bmi, "
-                                  "weight_category, age_years",
-    "derived.age_band_summary": "age_band, sex, weight_category, patients, mean_bmi",
-}
-
-
 class Stage:
     """What the drill's scenarios share: the database server, the input, one key, the pool."""
 
@@ -78,7 +66,7 @@ class Stage:
             clean.refine()
             clean.derive()
             seconds = time.perf_counter() - start
-        return {"seconds": round(seconds, 2), "fingerprint": fingerprint(settings.database.url)}
+        return {"seconds": round(seconds, 2), "fingerprint": state_at(settings.database.url)}
 
     def partitioned(self, workers: int, kill: bool = False) -> dict:
         """A run on the pool with this many workers; kill: one flow run killed mid-partition."""
@@ -100,7 +88,7 @@ class Stage:
                 ).fetchone()[0] - killer.killed.pop("at"), 2)
         return {"seconds": summary["seconds"]["refine"] + summary["seconds"]["derive"],
                 "read": sum(c["read"] for c in summary["counts"].values()),
-                "fingerprint": fingerprint(url), "redone": int(redone),
+                "fingerprint": state_at(url), "redone": int(redone),
                 "resubmitted": summary["resubmitted"],
                 "killed": killer.killed if killer else None}
 
@@ -164,14 +152,3 @@ class _Killer:
         part, pid = running[0]
         os.kill(pid, signal.SIGKILL)  # a flow run of a worker this drill started
         self.killed = {"stage": "refine", "partition": part, "at": time.time()}
-
-
-def fingerprint(url: str) -> dict[str, tuple[int, str]]:
-    """Per table: rows and an md5 over them in a fixed order."""
-    out = {}
-    with psycopg.connect(url) as conn:
-        for table, columns in FINGERPRINT.items():
-            out[table] = tuple(conn.execute(
-                f"SELECT count(*), md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) "
-                f"FROM (SELECT {columns} FROM {table}) r").fetchone())
-    return out

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from vitalflow.drills import DRILLS
-from vitalflow.drills.base import DrillResult, Teardown
+from vitalflow.drills.base import DrillResult, Teardown, wait_until
 from vitalflow.drills.runner import save
 from vitalflow.processes import alive
 
@@ -56,7 +56,9 @@ def test_a_pidfile_counts_only_while_its_process_runs_with_the_marker(tmp_path):
     process = _sleeper()
     pidfile = tmp_path / "server.pid"
     pidfile.write_text(str(process.pid))
-    assert pid_from_file(pidfile, "time.sleep(60)") == process.pid
+    # Right after fork the child still shows the parent's command line, until it execs.
+    wait_until(lambda: pid_from_file(pidfile, "time.sleep(60)") == process.pid, 20,
+               what="the sleeper's command line")
     assert pid_from_file(pidfile, "some-other-server.conf") is None  # a recycled pid
     terminate(process.pid, grace=2)
     assert pid_from_file(pidfile, "time.sleep(60)") is None

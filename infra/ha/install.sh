@@ -16,22 +16,7 @@ fi
 packages=()
 command -v etcd >/dev/null 2>&1 || packages+=(etcd-server)
 command -v haproxy >/dev/null 2>&1 || packages+=(haproxy)
-[ ${#packages[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "ha: please install the Debian packages: ${packages[*]}" \
-         "(apt-get install ${packages[*]}); the postgres-failover drill and its tests need them" >&2
-    exit 0
-fi
-echo "ha: installing ${packages[*]} from Debian" >&2
-# The Debian packages would start system-wide etcd and haproxy daemons; the drill starts its own.
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && created_policy=1
-fi
-export DEBIAN_FRONTEND=noninteractive
-{ apt-get install -y --no-install-recommends "${packages[@]}" \
-  || { apt-get update -qq && apt-get install -y --no-install-recommends "${packages[@]}"; }; } \
-  >/dev/null || echo "ha: apt-get could not install ${packages[*]}" >&2
-[ "$created_policy" -eq 1 ] && rm -f "$policy"
+# shellcheck source=../debian-packages.sh
+source "$(dirname "$0")/../debian-packages.sh"
+debian_install ha "the postgres-failover drill and its tests need them" "${packages[@]}"
 exit 0

@@ -1,5 +1,6 @@
-"""The quick postgres-failover drill on a real Patroni cluster: the leader's postmaster killed
-mid-refine costs no acknowledged write, and the run still ends with exactly a clean run's rows."""
+"""The quick PostgreSQL drills on a real Patroni cluster: the leader's postmaster killed
+mid-refine costs no acknowledged write and the run still ends with exactly a clean run's rows;
+the replicas serve the benchmark's reads while the pipeline writes."""
 
 from __future__ import annotations
 
@@ -48,3 +49,15 @@ def test_leader_killed_mid_refine_loses_no_acknowledged_row(workdir: Path):
     pidfiles = list(workdir.glob("cluster/pg*/data/postmaster.pid"))
     for pidfile in pidfiles:
         assert not alive(int(pidfile.read_text().split()[0]))
+
+
+def test_replicas_serve_the_benchmark_reads_while_the_pipeline_writes(workdir: Path):
+    result = run_drill("replica-reads", DrillOptions(workdir=workdir, quick=True))
+
+    assert result.ok, (result.notes, result.details)
+    assert result.details["replica_port_is_replica"] is True
+    throughput = result.details["read_throughput_qps"]
+    assert set(throughput) == {"0_replicas", "1_replicas", "2_replicas"}
+    for served in throughput.values():
+        assert served["errors"] == 0 and served["queries"] > 0
+    assert result.details["lag_samples"] > 0 and result.details["load_runs"] >= 1

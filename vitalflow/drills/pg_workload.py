@@ -36,6 +36,32 @@ def make_input(workdir: Path, observations: int) -> Path:
     return folder
 
 
+@dataclass(frozen=True)
+class Setup:
+    cluster: Cluster
+    input_dir: Path
+    key: str
+    observations: int
+
+
+def set_up(options, teardown: Teardown, result) -> Setup | None:
+    """What both PostgreSQL drills start with: the tools checked, the cluster up, the input
+    generated, one pseudonymisation key. None (with the reason in result.notes) when a tool is
+    missing."""
+    from vitalflow.drills.pg_cluster import INSTALL_HINT, missing_tools
+
+    missing = missing_tools()
+    if missing:
+        result.notes.append(f"not run: missing {', '.join(missing)}, {INSTALL_HINT}")
+        return None
+    observations = options.observations or (QUICK_OBSERVATIONS if options.quick
+                                            else FULL_OBSERVATIONS)
+    cluster = Cluster(options.workdir / "cluster")
+    cluster.start(teardown)
+    return Setup(cluster, make_input(options.workdir, observations), PipelineJob.new_key(),
+                 observations)
+
+
 @dataclass
 class PipelineJob:
     """`vitalflow run` on one database of the cluster (through HAProxy's primary port), with

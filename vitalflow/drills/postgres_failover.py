@@ -9,9 +9,8 @@ from collections.abc import Callable
 
 from vitalflow.drills.base import DrillOptions, DrillResult, Teardown, wait_until
 from vitalflow.drills.state import state_at
-from vitalflow.drills.pg_cluster import INSTALL_HINT, Cluster, Node, missing_tools
-from vitalflow.drills.pg_workload import (FULL_OBSERVATIONS, QUICK_OBSERVATIONS, PipelineJob,
-                                          WriteProbe, make_input)
+from vitalflow.drills.pg_cluster import Cluster, Node
+from vitalflow.drills.pg_workload import PipelineJob, WriteProbe, set_up
 
 NAME = "postgres-failover"
 _RUN_TIMEOUT = 3600  # a 1M run with a failover in it, on a loaded 2-core machine
@@ -21,16 +20,11 @@ _HEAL_TIMEOUT = 600  # a 1M database copied again to a rejoining node on a loade
 
 def run(options: DrillOptions, teardown: Teardown) -> DrillResult:
     result = DrillResult(NAME, ok=False)
-    missing = missing_tools()
-    if missing:
-        result.notes.append(f"not run: missing {', '.join(missing)}, {INSTALL_HINT}")
+    setup = set_up(options, teardown, result)
+    if setup is None:
         return result
-    observations = options.observations or (QUICK_OBSERVATIONS if options.quick
-                                            else FULL_OBSERVATIONS)
-    cluster = Cluster(options.workdir / "cluster")
-    cluster.start(teardown)
-    input_dir = make_input(options.workdir, observations)
-    key = PipelineJob.new_key()
+    cluster, input_dir, key, observations = (setup.cluster, setup.input_dir, setup.key,
+                                             setup.observations)
     clean = PipelineJob(cluster, "clean", options.workdir / "clean", input_dir, key)
     code, summary, clean_s = clean.start(teardown).wait(_RUN_TIMEOUT)
     if code != 0:

@@ -10,9 +10,8 @@ from itertools import count
 import psycopg
 
 from vitalflow.drills.base import DrillOptions, DrillResult, Teardown
-from vitalflow.drills.pg_cluster import INSTALL_HINT, Cluster, missing_tools
-from vitalflow.drills.pg_workload import (FULL_OBSERVATIONS, QUICK_OBSERVATIONS, PipelineJob,
-                                          make_input)
+from vitalflow.drills.pg_cluster import Cluster
+from vitalflow.drills.pg_workload import PipelineJob, set_up
 
 NAME = "replica-reads"
 READERS = 4  # concurrent analysts
@@ -23,16 +22,10 @@ def run(options: DrillOptions, teardown: Teardown) -> DrillResult:
     from benchmarks.queries import choose_parameters
 
     result = DrillResult(NAME, ok=False)
-    missing = missing_tools()
-    if missing:
-        result.notes.append(f"not run: missing {', '.join(missing)}, {INSTALL_HINT}")
+    setup = set_up(options, teardown, result)
+    if setup is None:
         return result
-    observations = options.observations or (QUICK_OBSERVATIONS if options.quick
-                                            else FULL_OBSERVATIONS)
-    cluster = Cluster(options.workdir / "cluster")
-    cluster.start(teardown)
-    input_dir = make_input(options.workdir, observations)
-    key = PipelineJob.new_key()
+    cluster, input_dir, key = setup.cluster, setup.input_dir, setup.key
     # The data the analysts read, loaded before; the load writes the same input elsewhere.
     base = PipelineJob(cluster, "analytics", options.workdir / "base", input_dir, key)
     code, _, _ = base.start(teardown).wait(_RUN_TIMEOUT)
@@ -50,7 +43,7 @@ def run(options: DrillOptions, teardown: Teardown) -> DrillResult:
     finally:
         load.stop()
         lag.stop()
-    result.details = {"observations": observations, "readers": READERS, "phase_s": phase_s,
+    result.details = {"observations": setup.observations, "readers": READERS, "phase_s": phase_s,
                       "read_throughput_qps": throughput, "replica_port_is_replica":
                       served_by_replica, "load_runs": load.runs, "load_failures": load.failures,
                       **lag.summary()}

@@ -103,7 +103,8 @@ def test_terminology_server_stopped(monitoring_stack, settings, sample, tmp_path
         labels = {"instance": s.monitoring.instance}
         monitoring_stack.wait_alert("VitalflowServiceDown", "firing", service="terminology")
         monitoring_stack.wait_alert("VitalflowTerminologyCircuitOpen", "firing", **labels)
-        monitoring_stack.wait_alert("VitalflowParkedObservationsGrowing", "firing", **labels)
+        monitoring_stack.wait_alert("VitalflowParkedObservationsGrowing", "firing", timeout=90,
+                                    **labels)
     finally:
         monitoring_stack.terminology.start()
     summary = pipeline.run(s, later)

@@ -50,6 +50,14 @@ class TrinoEngine:
 
     def run(self, sql: str, tables: frozenset[str], timeout: float) -> pa.Table:
         self.open()
+        for _ in range(_NO_NODE_RETRIES):
+            try:
+                return self._run_once(sql, timeout)
+            except _NoNodes:
+                time.sleep(1)  # its node missed heartbeats (a loaded machine): it re-registers
+        return self._run_once(sql, timeout)
+
+    def _run_once(self, sql: str, timeout: float) -> pa.Table:
         headers = {"X-Trino-User": self.role, "X-Trino-Source": "vitalflow-sql",
                    "X-Trino-Session": f"query_max_run_time={max(1, int(timeout))}s"}
         deadline = time.monotonic() + timeout + 30  # Trino cancels first; this is a backstop
@@ -80,7 +88,16 @@ class TrinoEngine:
             self._client = None
 
 
+class _NoNodes(EngineError):
+    """Trino has no worker node registered at the moment; nothing ran."""
+
+
+_NO_NODE_RETRIES = 30
+
+
 def _raise(error: dict, timeout: float) -> None:
+    if error.get("errorName") == "NO_NODES_AVAILABLE":
+        raise _NoNodes(f"Trino: {error.get('message', 'no nodes available')}")
     if error.get("errorName") == "EXCEEDED_TIME_LIMIT":
         raise QueryTimeout(f"the query ran longer than {timeout:g} s and was cancelled (the "
                            "statement timeout of this role)")
